@@ -1,0 +1,158 @@
+"""Typed view of params.yaml.
+
+Every section is a frozen dataclass. `load_params` checks the whole file against them, so a
+misspelt, missing or wrongly typed key fails at once with the key's dotted name instead of
+surfacing as a KeyError deep inside a stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CLASSES = ("Car", "Person", "Cyclist")
+
+
+class ParamsError(ValueError):
+    """params.yaml does not match the dataclasses below."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Where the frames come from.
+
+    `frames` is a folder in the study's layout: `images/`, `labels/` (YOLO format) and
+    `classes.txt`. The demo points it at the synthesize stage's output; for real KITTI it points
+    at the subset built by `kitti-subset`.
+    """
+
+    frames: str
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SynthesizeParams:
+    """The generated KITTI-like dataset (stage `synthesize`)."""
+
+    seed: int
+    frames: int
+    width: int
+    height: int
+    objects_per_frame: float
+    class_mix: dict[str, float]
+    kitti_labels: bool
+
+
+@dataclass(frozen=True)
+class CropParams:
+    """Denormalise, crop and resize (stage `crop`)."""
+
+    image_size: int
+    resize: Literal["stretch", "pad"]
+    min_box_size: float
+    label_tolerance: float
+    on_bad_input: Literal["error", "skip"]
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Leak-free train/val/test split of the crops (stage `split`).
+
+    Sizes are crop counts; `test_crops: null` gives the test split every crop left over.
+    """
+
+    seed: int
+    train_crops: int
+    val_crops: int
+    test_crops: int | None
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    synthesize: SynthesizeParams
+    crop: CropParams
+    split: SplitParams
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read a params file into `Params`.
+
+    Args:
+        path: A YAML file with one mapping per section of `Params`.
+
+    Returns:
+        The frozen, type-checked parameters.
+
+    Raises:
+        ParamsError: naming the file and the dotted key that is unknown, missing or mistyped.
+    """
+    path = Path(path)
+    with path.open() as f:
+        raw = yaml.safe_load(f) or {}
+    try:
+        return _build(Params, raw, "")
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None
+
+
+def params_to_dict(params: Any) -> Any:
+    """The plain-Python form of a params dataclass, for checkpoints and reports."""
+    return dataclasses.asdict(params)
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"'{prefix or '<top>'}' must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ParamsError(f"unknown key '{_join(prefix, unknown[0])}' (expected one of {names})")
+    missing = [n for n in names if n not in raw]
+    if missing:
+        raise ParamsError(f"missing key '{_join(prefix, missing[0])}'")
+    return cls(**{n: _convert(hints[n], raw[n], _join(prefix, n)) for n in names})
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key)
+    if origin is Literal:
+        if value not in args:
+            raise ParamsError(f"'{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ParamsError(f"'{key}' must be a list, got {value!r}")
+        return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"'{key}' must be a mapping, got {value!r}")
+        return {
+            _convert(args[0], k, f"{key} key"): _convert(args[1], v, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is a subclass of int: `frames: true` must not pass as 1.
+    if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
+        raise ParamsError(f"'{key}' must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name

@@ -1,0 +1,102 @@
+"""A leak-free train/val/test split: stratified by class, grouped by source frame.
+
+Crops of one frame share its scene, lighting and often the same car seen twice; putting them in
+two splits would leak test information into training. So whole frames are assigned to splits,
+greedily, each frame going to the split whose per-class quotas it helps fill the most. Frames
+holding rare classes are placed first, while every split still has room for them. Sizes are met
+as closely as whole frames allow; the sizes reached are reported, not assumed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+def split_frames(
+    frame_classes: dict[str, list[str]],
+    classes: tuple[str, ...],
+    train_crops: int,
+    val_crops: int,
+    test_crops: int | None,
+    seed: int,
+) -> dict[str, str]:
+    """Assign every frame to `train`, `val` or `test`.
+
+    Args:
+        frame_classes: Frame -> the class of each of its crops.
+        classes: All class names.
+        train_crops, val_crops: Target crop counts.
+        test_crops: Target crop count, or None for every crop left over.
+        seed: Breaks ties between frames of the same make-up.
+
+    Returns:
+        Frame -> split name.
+
+    Raises:
+        ValueError: when the targets ask for more crops than exist.
+    """
+    total = sum(len(v) for v in frame_classes.values())
+    asked = train_crops + val_crops + (test_crops or 0)
+    if min(train_crops, val_crops, test_crops or 0) < 0:
+        raise ValueError("split sizes must not be negative")
+    if asked > total:
+        raise ValueError(
+            f"the split asks for {asked} crops "
+            f"(train {train_crops}, val {val_crops}, test {test_crops}) "
+            f"but the crop stage produced only {total}"
+        )
+    sizes = np.array(
+        [
+            train_crops,
+            val_crops,
+            total - train_crops - val_crops if test_crops is None else test_crops,
+        ],
+        dtype=float,
+    )
+    counts = {
+        f: np.array([Counter(c)[k] for k in classes], dtype=float) for f, c in frame_classes.items()
+    }
+    share = sum(counts.values()) / max(total, 1)  # (K,) class proportions
+    quota = sizes[:, None] * share[None, :]  # (3, K) crops of each class each split should get
+    filled = np.zeros_like(quota)
+
+    rng = np.random.default_rng(seed)
+    frames = sorted(frame_classes)
+    rng.shuffle(frames)
+    rarity = 1.0 / np.maximum(sum(counts.values()), 1)
+    frames.sort(key=lambda f: -float(counts[f] @ rarity))  # stable: ties keep the shuffle
+
+    assignment = {}
+    for frame in frames:
+        c = counts[frame]
+        need = (quota - filled) / np.maximum(quota, 1e-9)  # (3, K) relative room left
+        need[quota == 0] = -1.0  # never put a class into a split that should hold none
+        score = need @ c
+        # A split already at its size takes nothing more unless every split is.
+        full = filled.sum(1) + c.sum() > sizes + 0.5 * c.sum()
+        score[full] -= 1e6
+        choice = int(np.argmax(score))
+        assignment[frame] = SPLITS[choice]
+        filled[choice] += c
+    return assignment
+
+
+def count_table(rows: list[dict], classes: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """The study's Table 1: crops per split and class, plus a row for all splits.
+
+    Args:
+        rows: Crop records with `split` and `class`.
+        classes: Class names, in column order.
+
+    Returns:
+        `{split: {"total": n, class: n, ...}}` for each split and `all`.
+    """
+    table = {}
+    for split in (*SPLITS, "all"):
+        chosen = Counter(r["class"] for r in rows if split == "all" or r["split"] == split)
+        table[split] = {"total": sum(chosen.values()), **{k: chosen[k] for k in classes}}
+    return table

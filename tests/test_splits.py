@@ -1,0 +1,72 @@
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from kitti_pipeline.splits import count_table, split_frames
+
+CLASSES = ("Car", "Person", "Cyclist")
+
+
+def random_frames(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    return {
+        f"{i:06d}": list(rng.choice(CLASSES, size=rng.integers(1, 9), p=[0.83, 0.12, 0.05]))
+        for i in range(n)
+    }
+
+
+def test_split_sizes_and_class_balance():
+    frames = random_frames()
+    total = Counter(c for v in frames.values() for c in v)
+    assignment = split_frames(frames, CLASSES, 800, 200, None, seed=0)
+    assert set(assignment) == set(frames)
+    per_split = {s: Counter() for s in ("train", "val", "test")}
+    for frame, split in assignment.items():
+        per_split[split].update(frames[frame])
+    biggest_frame = max(len(v) for v in frames.values())
+    assert abs(sum(per_split["train"].values()) - 800) <= biggest_frame
+    assert abs(sum(per_split["val"].values()) - 200) <= biggest_frame
+    # Every split gets its share of each class, rare ones included.
+    for split, size in (("train", 800), ("val", 200)):
+        for name in CLASSES:
+            expected = size * total[name] / total.total()
+            assert abs(per_split[split][name] - expected) <= max(3, 0.15 * expected), (split, name)
+
+
+def test_split_is_deterministic_and_seed_dependent():
+    frames = random_frames()
+    a = split_frames(frames, CLASSES, 800, 200, None, seed=0)
+    assert a == split_frames(frames, CLASSES, 800, 200, None, seed=0)
+    assert a != split_frames(frames, CLASSES, 800, 200, None, seed=1)
+
+
+def test_fixed_test_size_leaves_nothing_unassigned():
+    frames = random_frames(50)
+    total = sum(len(v) for v in frames.values())
+    assignment = split_frames(
+        frames, CLASSES, total // 2, total // 4, total - total // 2 - total // 4, seed=0
+    )
+    assert len(assignment) == 50
+
+
+def test_asking_for_too_many_crops_is_an_error():
+    frames = {"a": ["Car", "Car"], "b": ["Person"]}
+    with pytest.raises(ValueError, match="asks for 5 crops .* produced only 3"):
+        split_frames(frames, CLASSES, 4, 1, None, seed=0)
+
+
+def test_count_table_by_hand():
+    rows = [
+        {"split": "train", "class": "Car"},
+        {"split": "train", "class": "Car"},
+        {"split": "train", "class": "Cyclist"},
+        {"split": "val", "class": "Person"},
+        {"split": "test", "class": "Car"},
+    ]
+    assert count_table(rows, CLASSES) == {
+        "train": {"total": 3, "Car": 2, "Person": 0, "Cyclist": 1},
+        "val": {"total": 1, "Car": 0, "Person": 1, "Cyclist": 0},
+        "test": {"total": 1, "Car": 1, "Person": 0, "Cyclist": 0},
+        "all": {"total": 5, "Car": 3, "Person": 1, "Cyclist": 1},
+    }

@@ -1,0 +1,52 @@
+import json
+
+import pytest
+from PIL import Image
+
+from kitti_pipeline.crops import DatasetError
+from kitti_pipeline.subset import main, select_frames
+
+CAR = "Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59\n"
+PED = "Pedestrian 0.00 1 0.21 423.17 173.67 433.17 224.03 1.60 0.38 0.30 -5.99 1.85 32.92 0.03\n"
+DONTCARE = "DontCare -1 -1 -10 503.89 169.71 590.61 190.13 -1 -1 -1 -1000 -1000 -1000 -10\n"
+
+
+def make_training(root, count=5):
+    (root / "image_2").mkdir(parents=True)
+    (root / "label_2").mkdir()
+    for i in range(count):
+        Image.new("RGB", (1242, 375), (90, 90, 90)).save(root / "image_2" / f"{i:06d}.png")
+        (root / "label_2" / f"{i:06d}.txt").write_text(CAR + PED + DONTCARE)
+    return root
+
+
+def test_select_frames_is_seeded_and_sorted():
+    stems = [f"{i:06d}" for i in range(100)]
+    a = select_frames(stems, 10, seed=3)
+    assert a == select_frames(list(reversed(stems)), 10, seed=3)
+    assert a == sorted(a) and len(set(a)) == 10
+    with pytest.raises(ValueError, match="asked for 101 frames, but only 100"):
+        select_frames(stems, 101, seed=0)
+
+
+def test_builds_the_study_layout(tmp_path):
+    training = make_training(tmp_path / "training")
+    out = tmp_path / "subset"
+    main(["--training", str(training), "--out", str(out), "--frames", "3", "--seed", "1"])
+    info = json.loads((out / "subset.json").read_text())
+    assert len(info["frames"]) == 3
+    assert info["ignored"] == {"DontCare": 3}
+    assert (out / "classes.txt").read_text() == "Car\nPerson\nCyclist\n"
+    for stem in info["frames"]:
+        assert (out / "images" / f"{stem}.png").exists()
+        assert (out / "label_2" / f"{stem}.txt").read_text() == CAR + PED + DONTCARE
+        assert (out / "labels" / f"{stem}.txt").read_text() == (
+            "0 0.483547 0.497933 0.021828 0.071440\n1 0.344742 0.530267 0.008052 0.134293\n"
+        )
+
+
+def test_unpaired_kitti_file_is_an_error(tmp_path):
+    training = make_training(tmp_path / "training")
+    (training / "image_2" / "000002.png").unlink()
+    with pytest.raises(DatasetError, match=r"label_2/000002\.txt: no matching image"):
+        main(["--training", str(training), "--out", str(tmp_path / "o"), "--frames", "2"])
