@@ -74,11 +74,56 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
+class ClassifierInitParams:
+    """Starting weights of the transfer regimes (stage `init_weights`).
+
+    `imagenet` loads torchvision's ImageNet weights from `imagenet_dir` or the torch hub cache;
+    `synthetic` pretrains on the generated source task with the `pretrain_*` settings.
+    """
+
+    source: Literal["synthetic", "imagenet"]
+    imagenet_dir: str | None
+    seed: int
+    pretrain_images: int
+    pretrain_image_size: int
+    pretrain_epochs: int
+    pretrain_batch_size: int
+    pretrain_lr: float
+
+
+@dataclass(frozen=True)
+class ClassifierTrainParams:
+    """One classifier training run (stage `train_classifier`); the study's Table 2."""
+
+    optimizer: Literal["adam", "sgd"]
+    lr: float
+    batch_size: int
+    epochs: int
+    augment: bool
+    cache_frozen_features: bool
+    device: Literal["auto", "cpu", "cuda"]
+    amp: bool
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    """The classifier study: a DVC matrix over `archs` x `regimes` x `seeds`."""
+
+    archs: tuple[Literal["resnet18", "mobilenet_v2"], ...]
+    regimes: tuple[Literal["scratch", "frozen", "finetune"], ...]
+    seeds: tuple[int, ...]
+    init: ClassifierInitParams
+    train: ClassifierTrainParams
+    bootstrap: int
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     synthesize: SynthesizeParams
     crop: CropParams
     split: SplitParams
+    classifier: ClassifierParams
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

@@ -26,7 +26,7 @@ KITTI_TYPE = {"Car": "Car", "Person": "Pedestrian", "Cyclist": "Cyclist"}
 
 # Objects hidden or cut off beyond these fractions are not placed at all: every drawn object is
 # labelled, and every label shows enough of its object to be learnable.
-MIN_VISIBLE = 0.3
+MIN_VISIBLE = 0.25
 MAX_TRUNCATED = 0.6
 MIN_HEIGHT_PX = 8
 
@@ -114,6 +114,10 @@ def render_frame(
     image = ImageEnhance.Brightness(image).enhance(rng.uniform(0.7, 1.2))
     image = ImageEnhance.Contrast(image).enhance(rng.uniform(0.8, 1.1))
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.9)))
+    # Sensor noise: small, far objects lose their detail, as in real frames.
+    pixels = np.asarray(image, dtype=np.float32)
+    pixels = pixels + rng.normal(0.0, rng.uniform(2.0, 7.0), pixels.shape).astype(np.float32)
+    image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     return image, sorted(objects, key=lambda o: -o.z_m)
 
 

@@ -16,6 +16,9 @@ def shrink(raw: dict) -> dict:
     raw["crop"]["image_size"] = 32
     raw["split"]["train_crops"] = 60
     raw["split"]["val_crops"] = 20
+    raw["classifier"]["init"].update(pretrain_images=40, pretrain_image_size=32, pretrain_epochs=1)
+    raw["classifier"]["train"].update(epochs=2, batch_size=16)
+    raw["classifier"]["bootstrap"] = 50
     return raw
 
 

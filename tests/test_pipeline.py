@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -83,7 +84,9 @@ def test_same_seed_gives_byte_identical_outputs(stage, params_file, tmp_path):
         assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path
 
 
-def test_dvc_repro_runs_then_is_a_no_op(tmp_path, dvc_bin):
+def test_dvc_repro_then_no_op_then_an_experiment(tmp_path, dvc_bin):
+    """`dvc repro` twice (the second does nothing), then `dvc exp run -S` on a classifier knob
+    reruns only the classifier stages and `dvc metrics diff` shows the change."""
     import yaml
 
     for name in ("dvc.yaml", "stages", "kitti_pipeline"):
@@ -96,6 +99,10 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path, dvc_bin):
         **os.environ,
         "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
     }
 
     def run(*cmd):
@@ -106,9 +113,20 @@ def test_dvc_repro_runs_then_is_a_no_op(tmp_path, dvc_bin):
     run("git", "init", "-q")
     run(dvc_bin, "init", "-q")
     first = run(dvc_bin, "repro")
-    assert "Running stage 'dataset_report'" in first
+    assert "Running stage 'classifier_report'" in first
     second = run(dvc_bin, "repro")
     assert "Running stage" not in second and "up to date" in second
     shown = json.loads(run(dvc_bin, "metrics", "show", "--json"))
-    metrics = next(iter(shown.values()))["data"]["metrics/dataset.json"]["data"]
-    assert metrics["crops"]["all"]["total"] > 0
+    metrics = next(iter(shown.values()))["data"]
+    assert metrics["metrics/dataset.json"]["data"]["crops"]["all"]["total"] > 0
+    for arch in ("resnet18", "mobilenet_v2"):
+        for regime in ("scratch", "frozen", "finetune"):
+            assert 0 <= metrics[f"metrics/classifier/{arch}-{regime}-s0.json"]["data"]["mCA"] <= 1
+
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline")
+    experiment = run(dvc_bin, "exp", "run", "-S", "classifier.train.lr=0.001")
+    ran = set(re.findall(r"Running stage '([^@']+)", experiment))
+    assert ran == {"train_classifier", "evaluate_classifier", "classifier_report"}
+    diff = json.loads(run(dvc_bin, "metrics", "diff", "--json"))
+    assert any(path.startswith("metrics/classifier/") for path in diff)

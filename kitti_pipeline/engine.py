@@ -1,0 +1,240 @@
+"""Training and evaluation loops for the crop classifiers.
+
+Speed comes from not redoing work: crops are decoded once into a uint8 tensor that lives on the
+training device, flips happen there, and in the frozen regime the backbone's features, which
+cannot change, are computed once (for each crop and its mirror image) and only the head is trained
+on them. On CUDA the forward pass runs in bfloat16 autocast with channels_last tensors.
+
+Reproducibility: batch order and flips come from a generator seeded by (seed, epoch), and the
+global RNG state (dropout) travels in the checkpoint, so a resumed run continues exactly where
+an uninterrupted one would be.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from rich.progress import Progress
+from torch import nn
+
+from kitti_pipeline.classifiers import backbone, head, set_train_mode, trainable_parameters
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """What `fit` needs from the training params."""
+
+    optimizer: str
+    lr: float
+    batch_size: int
+    epochs: int
+    augment: bool
+    cache_frozen_features: bool
+    amp: bool
+
+
+def load_crops(crops_dir: str | Path, rows: list[dict], classes: tuple[str, ...]):
+    """Decode crops once.
+
+    Args:
+        crops_dir: The crop stage's folder.
+        rows: Manifest rows (`crop`, `class`) to load.
+        classes: Class names in id order.
+
+    Returns:
+        images (N, 3, S, S) uint8 and labels (N,) int64.
+    """
+    if not rows:
+        raise ValueError(f"no crops to load from {crops_dir}")
+    arrays = []
+    for r in rows:
+        with Image.open(Path(crops_dir) / r["crop"]) as image:
+            arrays.append(np.asarray(image.convert("RGB")))
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([classes.index(r["class"]) for r in rows], dtype=torch.int64)
+    return images, labels
+
+
+def normalise_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float (B, 3, H, W) with ImageNet mean and std."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    x = images.float().div_(255).sub_(mean).div_(std)
+    if images.device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def epoch_generator(seed: int, epoch: int) -> torch.Generator:
+    """The generator for one epoch's batch order and flips; independent of earlier epochs."""
+    return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    raise ValueError(f"Invalid optimizer {name!r}: expected 'adam' or 'sgd'")
+
+
+def autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, images: torch.Tensor, amp: bool = False) -> torch.Tensor:
+    """Backbone features of uint8 images, in eval mode: (N, 3, H, W) -> (N, F) float32."""
+    net = backbone(model)
+    was_training = [m.training for m in net.modules()]
+    net.eval()
+    out = []
+    for start in range(0, len(images), EVAL_BATCH):
+        with autocast(images.device, amp):
+            out.append(net(normalise_images(images[start : start + EVAL_BATCH])).float())
+    for m, mode in zip(net.modules(), was_training, strict=True):
+        m.training = mode
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, amp: bool = False) -> torch.Tensor:
+    """Logits for uint8 images in eval mode: (N, 3, H, W) -> (N, C) float32."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), EVAL_BATCH):
+        with autocast(images.device, amp):
+            out.append(model(normalise_images(images[start : start + EVAL_BATCH])).float())
+    return torch.cat(out)
+
+
+def fit(
+    model: nn.Module,
+    regime: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    cfg: FitConfig,
+    seed: int,
+    resume: dict | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    description: str = "train",
+) -> list[dict]:
+    """Train `model` in `regime` for `cfg.epochs`, validating after each epoch.
+
+    Args:
+        model: The classifier, already on its device, with its new head.
+        regime: `scratch`, `frozen` or `finetune`.
+        train, val: (uint8 images, labels) on the model's device.
+        cfg: Optimizer, learning rate, batch size, epochs, augmentation, speed options.
+        seed: Fixes batch order and flips of every epoch.
+        resume: A checkpoint from `on_epoch` to continue from, or None.
+        on_epoch: Called after each epoch with a checkpoint dict (model, optimizer, RNG state,
+            epoch, history); the caller saves it.
+        description: Label of the progress bar.
+
+    Returns:
+        One dict per epoch: epoch, train_loss, train_acc, val_loss, val_acc.
+
+    Raises:
+        FloatingPointError: when a loss is not finite.
+    """
+    params = trainable_parameters(model, regime)
+    optimizer = make_optimizer(cfg.optimizer, params, cfg.lr)
+    history, start = [], 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        torch.set_rng_state(resume["rng"])
+        if "cuda_rng" in resume and torch.cuda.is_available():
+            torch.cuda.set_rng_state(resume["cuda_rng"])
+        history, start = list(resume["history"]), resume["epoch"] + 1
+
+    device = train[0].device
+    cached = regime == "frozen" and cfg.cache_frozen_features
+    if cached:
+        # The frozen backbone is a fixed function: its features of each crop and of its mirror
+        # image are all a flip-augmented head ever sees.
+        feats = extract_features(model, train[0], cfg.amp)
+        feats_flipped = extract_features(model, train[0].flip(-1), cfg.amp) if cfg.augment else None
+        val_feats = extract_features(model, val[0], cfg.amp)
+
+    n = len(train[1])
+    with Progress(transient=True) as progress:
+        task = progress.add_task(description, total=(cfg.epochs - start + 1) * n)
+        for epoch in range(start, cfg.epochs + 1):
+            generator = epoch_generator(seed, epoch)
+            order = torch.randperm(n, generator=generator)
+            flips = torch.rand(n, generator=generator) < 0.5 if cfg.augment else None
+            set_train_mode(model, regime)
+            total_loss, correct = 0.0, 0
+            for batch in order.split(cfg.batch_size):
+                labels = train[1][batch]
+                with autocast(device, cfg.amp):
+                    if cached:
+                        x = feats[batch]
+                        if flips is not None:
+                            x = torch.where(flips[batch, None].to(device), feats_flipped[batch], x)
+                        logits = head(model)(x)
+                    else:
+                        images = train[0][batch]
+                        if flips is not None:
+                            mask = flips[batch].to(device).view(-1, 1, 1, 1)
+                            images = torch.where(mask, images.flip(-1), images)
+                        logits = model(normalise_images(images))
+                    loss = F.cross_entropy(logits.float(), labels)
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"{description}: loss is {loss.item()} at epoch {epoch}; "
+                        f"lower the learning rate (now {cfg.lr})"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(batch)
+                correct += int((logits.argmax(1) == labels).sum())
+                progress.advance(task, len(batch))
+
+            if cached:
+                model.eval()
+                with torch.no_grad(), autocast(device, cfg.amp):
+                    val_logits = head(model)(val_feats).float()
+            else:
+                val_logits = predict(model, val[0], cfg.amp)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": total_loss / n,
+                    "train_acc": correct / n,
+                    "val_loss": F.cross_entropy(val_logits, val[1]).item(),
+                    "val_acc": (val_logits.argmax(1) == val[1]).float().mean().item(),
+                }
+            )
+            if on_epoch is not None:
+                on_epoch(
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "rng": torch.get_rng_state(),
+                        **(
+                            {"cuda_rng": torch.cuda.get_rng_state()}
+                            if device.type == "cuda"
+                            else {}
+                        ),
+                        "history": history,
+                    }
+                )
+    return history

@@ -1,0 +1,78 @@
+"""Starting weights for the classifiers: ImageNet files found offline, or the init-weights file.
+
+ImageNet weights come from torchvision's weights API (`ResNet18_Weights.IMAGENET1K_V1`,
+`MobileNet_V2_Weights.IMAGENET1K_V1`). Nothing is downloaded here: the file named by the API's
+URL is looked up in a local folder, then in the torch hub cache, where `torchvision` itself
+saves it when it downloads on a machine with internet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+from torchvision import models
+
+IMAGENET_WEIGHTS = {
+    "resnet18": models.ResNet18_Weights.IMAGENET1K_V1,
+    "mobilenet_v2": models.MobileNet_V2_Weights.IMAGENET1K_V1,
+}
+
+
+def imagenet_file_name(arch: str) -> str:
+    """The file name torchvision gives the weights, e.g. `resnet18-f37072fd.pth`."""
+    return IMAGENET_WEIGHTS[arch].url.rsplit("/", 1)[-1]
+
+
+def find_imagenet_file(arch: str, folder: str | Path | None) -> Path:
+    """Locate the ImageNet weights file for `arch` without downloading.
+
+    Args:
+        arch: `resnet18` or `mobilenet_v2`.
+        folder: A folder to look in first, or None.
+
+    Raises:
+        FileNotFoundError: saying which file to put where.
+    """
+    name = imagenet_file_name(arch)
+    places = [Path(folder)] if folder else []
+    places.append(Path(torch.hub.get_dir()) / "checkpoints")
+    for place in places:
+        if (place / name).is_file():
+            return place / name
+    raise FileNotFoundError(
+        f"ImageNet weights for {arch} not found: looked for {name} in "
+        f"{', '.join(str(p) for p in places)}. Download {IMAGENET_WEIGHTS[arch].url} "
+        f"(on a machine with internet, `torchvision.models.{arch}(weights='IMAGENET1K_V1')` saves "
+        f"it in the torch hub cache) and put it in one of those folders, or set "
+        f"classifier.init.imagenet_dir."
+    )
+
+
+def load_imagenet_state(arch: str, folder: str | Path | None) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict for `arch`, checked against the hash prefix in its file name."""
+    path = find_imagenet_file(arch, folder)
+    expected = path.stem.rsplit("-", 1)[-1]
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not digest.startswith(expected):
+        raise ValueError(
+            f"{path}: sha256 {digest[:8]}... does not match {expected} in its name; "
+            f"the download is damaged"
+        )
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def save_init(path: str | Path, arch: str, source: str, state: dict, info: dict) -> None:
+    """Write an init-weights file: the backbone state and where it came from."""
+    torch.save({"arch": arch, "source": source, "state_dict": state, "info": info}, path)
+
+
+def load_init(path: str | Path, arch: str) -> dict:
+    """Read an init-weights file written by `save_init`, checking it is for `arch`."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(data, dict) or "state_dict" not in data:
+        raise ValueError(f"{path}: not an init-weights file (no 'state_dict')")
+    if data["arch"] != arch:
+        raise ValueError(f"{path}: holds {data['arch']} weights, not {arch}")
+    return data

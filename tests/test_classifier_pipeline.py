@@ -1,0 +1,154 @@
+"""The classifier stages, end to end, on the shrunk params."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import precision_recall_fscore_support
+
+from kitti_pipeline.files import read_csv
+
+from .test_pipeline import run_data_stages
+
+pytestmark = pytest.mark.slow
+CLASSES = ["Car", "Person", "Cyclist"]
+
+
+def train_and_evaluate(stage, params, out, arch, regime, seed=0):
+    run = f"{arch}-{regime}-s{seed}"
+    stage(
+        "train_classifier",
+        "--params",
+        params,
+        "--arch",
+        arch,
+        "--regime",
+        regime,
+        "--seed",
+        seed,
+        "--crops",
+        out / "crops",
+        "--split",
+        out / "split.csv",
+        "--init",
+        out / f"init/{arch}.pt",
+        "--checkpoint",
+        out / f"ckpt/{run}.pt",
+        "--model",
+        out / f"models/{run}.pt",
+        "--history",
+        out / f"history/{run}.csv",
+    )
+    stage(
+        "evaluate_classifier",
+        "--params",
+        params,
+        "--crops",
+        out / "crops",
+        "--split",
+        out / "split.csv",
+        "--model",
+        out / f"models/{run}.pt",
+        "--metrics",
+        out / f"metrics/{run}.json",
+        "--predictions",
+        out / f"pred/{run}.csv",
+        "--figure",
+        out / f"confusion/{run}.png",
+    )
+    return run
+
+
+def test_classifier_stages(stage, params_file, tmp_path, capsys):
+    run_data_stages(stage, params_file, tmp_path)
+    for arch in ("resnet18", "mobilenet_v2"):
+        stage(
+            "init_weights",
+            "--params",
+            params_file,
+            "--arch",
+            arch,
+            "--out",
+            tmp_path / f"init/{arch}.pt",
+            "--metrics",
+            tmp_path / f"init/{arch}.json",
+        )
+        for regime in ("scratch", "frozen", "finetune"):
+            train_and_evaluate(stage, params_file, tmp_path, arch, regime)
+
+    run = "mobilenet_v2-frozen-s0"
+    metrics = json.loads((tmp_path / f"metrics/{run}.json").read_text())
+    pred = read_csv(tmp_path / f"pred/{run}.csv")
+    test_rows = [r for r in read_csv(tmp_path / "split.csv") if r["split"] == "test"]
+    assert [p["crop"] for p in pred] == [r["crop"] for r in test_rows]
+    assert [p["actual"] for p in pred] == [r["class"] for r in test_rows]
+    y_true = np.array([CLASSES.index(p["actual"]) for p in pred])
+    y_pred = np.array([CLASSES.index(p["predicted"]) for p in pred])
+    macro = precision_recall_fscore_support(
+        y_true, y_pred, labels=[0, 1, 2], average="macro", zero_division=0
+    )
+    # The tiny test split may lack a class: it then counts with recall 0 (zero_division=0).
+    assert (metrics["mPrecision"], metrics["mCA"], metrics["mF1"]) == pytest.approx(macro[:3])
+    assert metrics["params"] == {"trainable": 1280 * 3 + 3, "total": 2_227_715}
+    assert metrics["ci95"]["mCA"]["low"] <= metrics["mCA"] <= metrics["ci95"]["mCA"]["high"]
+    history = read_csv(tmp_path / f"history/{run}.csv")
+    assert [int(h["epoch"]) for h in history] == [1, 2]
+
+    stage(
+        "classifier_report",
+        "--params",
+        params_file,
+        "--runs",
+        tmp_path / "metrics",
+        "--summary",
+        tmp_path / "summary.json",
+        "--tables",
+        tmp_path / "tables.md",
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["mobilenet_v2"]["frozen"]["mCA"] == {
+        "mean": metrics["mCA"],
+        "std": 0.0,
+        "seeds": 1,
+    }
+    tables = (tmp_path / "tables.md").read_text()
+    assert "### Table 4: ResNet18" in tables and "| MobileNetV2 pretrained, frozen |" in tables
+
+    # A rerun with nothing changed resumes from the finished checkpoint and trains nothing more.
+    model = torch.load(tmp_path / f"models/{run}.pt", weights_only=True)
+    capsys.readouterr()
+    train_and_evaluate(stage, params_file, tmp_path, "mobilenet_v2", "frozen")
+    assert "resuming after epoch 2" in capsys.readouterr().out
+    again = torch.load(tmp_path / f"models/{run}.pt", weights_only=True)
+    assert all(torch.equal(v, again["state_dict"][k]) for k, v in model["state_dict"].items())
+    assert json.loads((tmp_path / f"metrics/{run}.json").read_text()) == metrics
+
+
+def test_classifier_run_is_deterministic(stage, params_file, tmp_path):
+    run_data_stages(stage, params_file, tmp_path)
+    stage(
+        "init_weights",
+        "--params",
+        params_file,
+        "--arch",
+        "resnet18",
+        "--out",
+        tmp_path / "init/resnet18.pt",
+        "--metrics",
+        tmp_path / "init/resnet18.json",
+    )
+    results = []
+    for attempt in ("a", "b"):
+        out = tmp_path / attempt
+        for name in ("crops", "split.csv", "init"):
+            (out / name).parent.mkdir(parents=True, exist_ok=True)
+            (out / name).symlink_to(tmp_path / name)
+        run = train_and_evaluate(stage, params_file, out, "resnet18", "finetune")
+        results.append(
+            (
+                json.loads((out / f"metrics/{run}.json").read_text()),
+                (out / f"history/{run}.csv").read_text(),
+            )
+        )
+    assert results[0] == results[1]
