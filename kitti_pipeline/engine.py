@@ -173,8 +173,8 @@ def fit(
 
     n = len(train[1])
     with Progress(transient=True) as progress:
-        task = progress.add_task(description, total=(cfg.epochs - start + 1) * n)
         for epoch in range(start, cfg.epochs + 1):
+            task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
             generator = epoch_generator(seed, epoch)
             order = torch.randperm(n, generator=generator)
             flips = torch.rand(n, generator=generator) < 0.5 if cfg.augment else None
@@ -221,6 +221,13 @@ def fit(
                     "val_loss": F.cross_entropy(val_logits, val[1]).item(),
                     "val_acc": (val_logits.argmax(1) == val[1]).float().mean().item(),
                 }
+            )
+            progress.remove_task(task)
+            last = history[-1]
+            progress.console.print(
+                f"{description} epoch {epoch}/{cfg.epochs}: train loss {last['train_loss']:.4f} "
+                f"acc {last['train_acc']:.3f}, val loss {last['val_loss']:.4f} "
+                f"acc {last['val_acc']:.3f}"
             )
             if on_epoch is not None:
                 on_epoch(
