@@ -153,3 +153,13 @@ def test_yolo_strides_come_from_the_layers():
 
     assert [s.stride for s in scales_of(build_darknet(YOLOV3))] == [32, 16, 8]
     assert [s.stride for s in scales_of(build_darknet(TINY))] == [32, 16]
+
+
+def test_small_width_demo_model():
+    model = build_darknet(ROOT / "cfg" / "yolov3-tiny-small.cfg", num_classes=1).eval()
+    # The tiny cfg with every hidden conv a quarter as wide (16 -> 4, ..., 1024 -> 256).
+    convs = [c.conv.out_channels for c in model.convolutions()]
+    assert convs == [4, 8, 16, 32, 64, 128, 256, 64, 128, 18, 32, 64, 18]
+    with torch.no_grad():
+        heads = model(torch.zeros(1, 3, 256, 256))
+    assert [tuple(h.shape) for h in heads] == [(1, 18, 8, 8), (1, 18, 16, 16)]
