@@ -8,11 +8,12 @@ saves it when it downloads on a machine with internet.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 from torchvision import models
+
+from kitti_pipeline.files import sha256_file
 
 IMAGENET_WEIGHTS = {
     "resnet18": models.ResNet18_Weights.IMAGENET1K_V1,
@@ -54,7 +55,7 @@ def load_imagenet_state(arch: str, folder: str | Path | None) -> dict[str, torch
     """The ImageNet state dict for `arch`, checked against the hash prefix in its file name."""
     path = find_imagenet_file(arch, folder)
     expected = path.stem.rsplit("-", 1)[-1]
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256_file(path)
     if not digest.startswith(expected):
         raise ValueError(
             f"{path}: sha256 {digest[:8]}... does not match {expected} in its name; "

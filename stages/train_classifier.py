@@ -5,7 +5,6 @@ the run's params, data, starting weights and library code are unchanged.
 """
 
 import argparse
-import hashlib
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import torch
 
 from kitti_pipeline.classifiers import build_classifier, count_parameters, load_backbone
 from kitti_pipeline.engine import FitConfig, fit, load_crops
-from kitti_pipeline.files import atomic_path, read_csv, write_csv
+from kitti_pipeline.files import atomic_path, read_csv, sha256_file, write_csv
 from kitti_pipeline.params import load_params, params_to_dict
 from kitti_pipeline.provenance import code_version, resolve_device, source_hash
 from kitti_pipeline.weights import load_init
@@ -54,10 +53,11 @@ def main(argv=None):
         "run": run,
         "train": params_to_dict(cfg),
         "classes": list(classes),
-        "split": _sha256(args.split),
+        "split": sha256_file(args.split),
         "source": source_hash(),
-        "init": _sha256(args.init) if args.regime != "scratch" else None,
+        "init": sha256_file(args.init) if args.regime != "scratch" else None,
     }
+    version = code_version()
     resume = None
     if Path(args.checkpoint).exists():
         saved = torch.load(args.checkpoint, map_location="cpu", weights_only=True)
@@ -67,7 +67,7 @@ def main(argv=None):
 
     def save_checkpoint(state):
         with atomic_path(args.checkpoint) as tmp:
-            torch.save({**state, "key": key, "code_version": code_version()}, tmp)
+            torch.save({**state, "key": key, "code_version": version}, tmp)
 
     fit_cfg = FitConfig(
         cfg.optimizer,
@@ -106,7 +106,7 @@ def main(argv=None):
                 "train_seconds": seconds,
                 "device": str(device),
                 "params": params_to_dict(cfg),
-                "code_version": code_version(),
+                "code_version": version,
             },
             tmp,
         )
@@ -120,10 +120,6 @@ def main(argv=None):
 
 def _rows(rows, split):
     return [r for r in rows if r["split"] == split]
-
-
-def _sha256(path):
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 if __name__ == "__main__":
