@@ -333,3 +333,51 @@ def transfer_weights(model: Darknet, path: str | Path, cfg: str | Path, file_cla
             for a, b in zip(_conv_tensors(mine), _conv_tensors(theirs), strict=True):
                 a.copy_(b)
     return {**info, "loaded": info["loaded"] - len(skip), "reinitialised": sorted(skip)}
+
+
+def init_prediction_biases(model: Darknet, objectness_prior: float = 0.01) -> None:
+    """Start every prediction's objectness at `objectness_prior` instead of 0.5.
+
+    Nearly every one of the thousands of predictions per image is background; at 0.5 the no-object
+    term swamps the loss for the first epochs. A bias of log(p / (1 - p)) starts it near its
+    final level (the prior of RetinaNet's focal-loss paper).
+    """
+    with torch.no_grad():
+        convs = model.convolutions()
+        for k in model.prediction_convs():
+            bias = convs[k].conv.bias.view(len(_yolo_after(model, convs[k]).anchors), -1)
+            bias[:, 4] = float(np.log(objectness_prior / (1 - objectness_prior)))
+
+
+def _yolo_after(model: Darknet, conv: nn.Sequential) -> YoloLayer:
+    layers = list(model.layers)
+    index = next(i for i, layer in enumerate(layers) if layer is conv)
+    return layers[index + 1]
+
+
+def fuse_batchnorm(model: Darknet) -> Darknet:
+    """A copy of `model` for inference with each BatchNorm folded into its convolution.
+
+    conv(x) * g / sqrt(v + eps) + (b - m * g / sqrt(v + eps)) is one convolution with scaled
+    weights and a bias, so a BN layer costs nothing at inference.
+    """
+    fused = copy.deepcopy(model).eval()
+    for layer in fused.convolutions():
+        if not hasattr(layer, "bn"):
+            continue
+        conv, bn = layer.conv, layer.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C,)
+        new = nn.Conv2d(
+            conv.in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            bias=True,
+        )
+        with torch.no_grad():
+            new.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))
+            new.bias.copy_(bn.bias - bn.running_mean * scale)
+        layer.conv = new
+        del layer.bn
+    return fused

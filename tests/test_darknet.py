@@ -163,3 +163,32 @@ def test_small_width_demo_model():
     with torch.no_grad():
         heads = model(torch.zeros(1, 3, 256, 256))
     assert [tuple(h.shape) for h in heads] == [(1, 18, 8, 8), (1, 18, 16, 16)]
+
+
+def test_fused_batchnorm_gives_the_same_outputs():
+    from kitti_pipeline.darknet import fuse_batchnorm
+
+    torch.manual_seed(0)
+    model = build_darknet(TINY, num_classes=1)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+    model.eval()
+    fused = fuse_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fused.modules())
+    x = torch.rand(2, 3, 128, 128)
+    with torch.no_grad():
+        for a, b in zip(model(x), fused(x), strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_objectness_prior():
+    from kitti_pipeline.darknet import init_prediction_biases
+
+    model = build_darknet(TINY, num_classes=1)
+    init_prediction_biases(model, 0.01)
+    for k in model.prediction_convs():
+        bias = model.convolutions()[k].conv.bias.view(3, 6)
+        assert torch.sigmoid(bias[:, 4]).tolist() == pytest.approx([0.01] * 3, rel=1e-5)
