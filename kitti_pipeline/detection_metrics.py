@@ -79,7 +79,7 @@ def recall_points_ap(hits: np.ndarray, num_truths: int, points: int = 40) -> flo
     for r in np.arange(1, points + 1) / points:
         reached = precision[recall >= r - 1e-12]
         total += reached.max() if len(reached) else 0.0
-    return total / points
+    return float(total / points)
 
 
 def detection_summary(
