@@ -263,9 +263,7 @@ def write_weights(model: Darknet, path: str | Path, seen: int = 0) -> None:
                 tensor.detach().cpu().float().numpy().ravel().tofile(f)
 
 
-def read_weights(
-    model: Darknet, path: str | Path, cutoff: int | None = None, skip: tuple[int, ...] = ()
-) -> dict:
+def read_weights(model: Darknet, path: str | Path, cutoff: int | None = None) -> dict:
     """Load a Darknet `.weights` file into `model`.
 
     Args:
@@ -273,7 +271,6 @@ def read_weights(
         path: The `.weights` file.
         cutoff: Read only the first `cutoff` conv layers' worth of values, as for a
             backbone-only file such as `darknet53.conv.74` (52 convolutions).
-        skip: Indices (in `model.convolutions()`) whose values are read past, not loaded.
 
     Returns:
         The header (`version`, `seen`) and how many conv layers were loaded.
@@ -301,18 +298,16 @@ def read_weights(
             f"{path}: oversized: {len(values) - expected:,} values left after the "
             f"cfg's {len(convs)} convolutions (wrong cfg or number of classes?)"
         )
-    position, loaded = 0, 0
+    position = 0
     with torch.no_grad():
-        for k, conv in enumerate(convs):
+        for conv in convs:
             for tensor in _conv_tensors(conv):
                 n = tensor.numel()
-                if k not in skip:
-                    tensor.copy_(
-                        torch.from_numpy(values[position : position + n].copy()).view_as(tensor)
-                    )
+                tensor.copy_(
+                    torch.from_numpy(values[position : position + n].copy()).view_as(tensor)
+                )
                 position += n
-            loaded += k not in skip
-    return {"version": (int(major), int(minor), int(revision)), "seen": seen, "loaded": loaded}
+    return {"version": (int(major), int(minor), int(revision)), "seen": seen, "loaded": len(convs)}
 
 
 def transfer_weights(model: Darknet, path: str | Path, cfg: str | Path, file_classes: int) -> dict:
@@ -343,16 +338,10 @@ def init_prediction_biases(model: Darknet, objectness_prior: float = 0.01) -> No
     final level (the prior of RetinaNet's focal-loss paper).
     """
     with torch.no_grad():
-        convs = model.convolutions()
-        for k in model.prediction_convs():
-            bias = convs[k].conv.bias.view(len(_yolo_after(model, convs[k]).anchors), -1)
-            bias[:, 4] = float(np.log(objectness_prior / (1 - objectness_prior)))
-
-
-def _yolo_after(model: Darknet, conv: nn.Sequential) -> YoloLayer:
-    layers = list(model.layers)
-    index = next(i for i, layer in enumerate(layers) if layer is conv)
-    return layers[index + 1]
+        for conv, layer in zip(model.layers[:-1], model.layers[1:], strict=True):
+            if isinstance(layer, YoloLayer):
+                bias = conv.conv.bias.view(len(layer.anchors), -1)  # (A, 5+C)
+                bias[:, 4] = float(np.log(objectness_prior / (1 - objectness_prior)))
 
 
 def fuse_batchnorm(model: Darknet) -> Darknet:

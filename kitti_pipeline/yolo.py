@@ -92,9 +92,8 @@ def yolo_loss(
     device = raws[0].device
     all_anchors = torch.tensor([a for s in scales for a in s.anchors], device=device)
     first = [sum(len(s.anchors) for s in scales[:k]) for k in range(len(scales))]
-    terms = {
-        name: torch.zeros((), device=device) for name in ("xy", "wh", "giou", "obj", "noobj", "cls")
-    }
+    box_terms = ("giou",) if box_loss == "giou" else ("xy", "wh")
+    terms = {name: torch.zeros((), device=device) for name in (*box_terms, "obj", "noobj", "cls")}
 
     for k, (raw, scale) in enumerate(zip(raws, scales, strict=True)):
         p = split_map(raw, len(scale.anchors)).float()  # (B, A, H, W, 5+C)
@@ -118,9 +117,13 @@ def yolo_loss(
                 cell = p[b, a, i, j]
                 offset = torch.stack([cx / scale.stride - j, cy / scale.stride - i])
                 anchor = all_anchors[best[n]].float()
-                terms["xy"] = terms["xy"] + ((cell[0:2].sigmoid() - offset) ** 2).sum()
-                terms["wh"] = terms["wh"] + ((cell[2:4] - torch.log(wh[n] / anchor)) ** 2).sum()
-                terms["giou"] = terms["giou"] + generalized_box_iou_loss(boxes[b, a, i, j], gt[n])
+                if box_loss == "giou":
+                    terms["giou"] = terms["giou"] + generalized_box_iou_loss(
+                        boxes[b, a, i, j], gt[n]
+                    )
+                else:
+                    terms["xy"] = terms["xy"] + ((cell[0:2].sigmoid() - offset) ** 2).sum()
+                    terms["wh"] = terms["wh"] + ((cell[2:4] - torch.log(wh[n] / anchor)) ** 2).sum()
                 onehot = F.one_hot(t[n, 0].long(), num_classes).float()
                 terms["cls"] = terms["cls"] + F.binary_cross_entropy_with_logits(
                     cell[5:], onehot, reduction="sum"
@@ -134,10 +137,6 @@ def yolo_loss(
             obj[free], torch.zeros_like(obj[free]), reduction="sum"
         )
 
-    if box_loss == "giou":
-        del terms["xy"], terms["wh"]
-    else:
-        del terms["giou"]
     terms = {name: value / batch for name, value in terms.items()}
     terms["total"] = sum(terms.values())
     return terms
