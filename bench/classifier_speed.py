@@ -17,14 +17,13 @@ bench/results/classifier_speed_<device>.json.
 import argparse
 import json
 import os
-import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from timing import device_name, timed
 from torch import nn
 from torchvision import datasets, transforms
 
@@ -90,17 +89,6 @@ def ours(arch, regime, root, rows, device, epochs, batch_size):
     return len(rows) * epochs
 
 
-def timed(fn, device, *args):
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    began = time.perf_counter()
-    images = fn(*args)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    seconds = time.perf_counter() - began
-    return {"seconds": seconds, "images_per_s": images / seconds}
-
-
 def main():
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -145,9 +133,7 @@ def main():
 
     name = "cuda" if device.type == "cuda" else "cpu"
     report = {
-        "device": torch.cuda.get_device_name()
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device": device_name(device),
         "cpu_count": os.cpu_count(),
         "torch": torch.__version__,
         "code_version": code_version(),

@@ -43,14 +43,19 @@ class Block:
         return int(self.options.get(key, default))
 
 
-def parse_cfg(path: str | Path) -> list[Block]:
+def parse_cfg(path: str | Path, text: str | None = None) -> list[Block]:
     """Read a Darknet cfg into blocks; the first is `[net]`.
+
+    Args:
+        path: The cfg file, or where `text` came from.
+        text: The cfg's text, when it is not read from `path` (a detector file carries it).
 
     Raises:
         CfgError: naming the file and line of a malformed entry.
     """
     blocks: list[Block] = []
-    for number, raw in enumerate(Path(path).read_text().splitlines(), start=1):
+    text = Path(path).read_text() if text is None else text
+    for number, raw in enumerate(text.splitlines(), start=1):
         text = raw.split("#", 1)[0].strip()
         if not text:
             continue
@@ -234,9 +239,11 @@ def _absolute(value: int, index: int) -> int:
     return index + value if value < 0 else value
 
 
-def build_darknet(cfg: str | Path, num_classes: int | None = None) -> Darknet:
-    """Parse `cfg` and build it, with `num_classes` if given."""
-    blocks = parse_cfg(cfg)
+def build_darknet(
+    cfg: str | Path, num_classes: int | None = None, text: str | None = None
+) -> Darknet:
+    """Parse `cfg` (or its `text`) and build it, with `num_classes` if given."""
+    blocks = parse_cfg(cfg, text)
     if num_classes is not None:
         blocks = set_num_classes(blocks, num_classes)
     return Darknet(blocks, source=str(cfg))
@@ -310,24 +317,31 @@ def read_weights(model: Darknet, path: str | Path, cutoff: int | None = None) ->
     return {"version": (int(major), int(minor), int(revision)), "seen": seen, "loaded": len(convs)}
 
 
-def transfer_weights(model: Darknet, path: str | Path, cfg: str | Path, file_classes: int) -> dict:
+def transfer_weights(
+    model: Darknet,
+    path: str | Path,
+    cfg: str | Path,
+    file_classes: int,
+    convolutions: int | None = None,
+) -> dict:
     """Load a file saved for `file_classes` classes into `model` built for another number.
 
     Every conv loads but the ones feeding [yolo] layers, whose shapes depend on the classes:
-    those keep their fresh initialisation. The returned dict says which were re-initialised.
+    those keep their fresh initialisation. A file holding only the first `convolutions` convs
+    (a backbone such as `darknet53.conv.74`) loads those. The returned dict says which convs
+    loaded and which were re-initialised.
     """
     source = build_darknet(cfg, file_classes)
-    info = read_weights(source, path)
-    skip = set(model.prediction_convs())
+    info = read_weights(source, path, convolutions)
+    skip = [k for k in model.prediction_convs() if k < info["loaded"]]
+    pairs = zip(model.convolutions(), source.convolutions()[: info["loaded"]], strict=False)
     with torch.no_grad():
-        for k, (mine, theirs) in enumerate(
-            zip(model.convolutions(), source.convolutions(), strict=True)
-        ):
+        for k, (mine, theirs) in enumerate(pairs):
             if k in skip:
                 continue
             for a, b in zip(_conv_tensors(mine), _conv_tensors(theirs), strict=True):
                 a.copy_(b)
-    return {**info, "loaded": info["loaded"] - len(skip), "reinitialised": sorted(skip)}
+    return {**info, "loaded": info["loaded"] - len(skip), "reinitialised": skip}
 
 
 def init_prediction_biases(model: Darknet, objectness_prior: float = 0.01) -> None:

@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
@@ -32,8 +33,6 @@ def crop_grid(images: list[Image.Image], titles: list[str], columns: int = 8) ->
 
 def confusion_figure(cm, classes: tuple[str, ...], title: str) -> Figure:
     """A confusion matrix with counts and row-normalised shading (rows: true class)."""
-    import numpy as np
-
     cm = np.asarray(cm)
     share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
     fig, ax = plt.subplots(figsize=(4.2, 3.8))
@@ -54,4 +53,45 @@ def confusion_figure(cm, classes: tuple[str, ...], title: str) -> Figure:
                 color="white" if share[i, j] > 0.6 else "black",
             )
     fig.tight_layout()
+    return fig
+
+
+def detection_figure(
+    image: Image.Image,
+    panels: list[tuple[str, np.ndarray]],
+    class_names: tuple[str, ...],
+    truths: np.ndarray | None = None,
+) -> Figure:
+    """One frame drawn once per panel, top to bottom: the study's Figures 6 to 9.
+
+    Args:
+        image: The frame.
+        panels: (title, detections) per panel; detections (N, 6) rows `x1, y1, x2, y2, score,
+            class` in frame pixels, drawn in red with class and confidence.
+        class_names: Names of the detector's classes.
+        truths: (M, 4) ground-truth boxes, drawn as green dashes in every panel, or None.
+    """
+    width, height = image.size
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(width / 100, len(panels) * (height / 100 + 0.35)), squeeze=False
+    )
+    for ax, (title, detections) in zip(axes[:, 0], panels, strict=True):
+        ax.imshow(image)
+        ax.set_title(title, fontsize=10, loc="left")
+        ax.axis("off")
+        for x1, y1, x2, y2 in [] if truths is None else truths[:, :4]:
+            ax.add_patch(
+                plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="lime", ls="--", lw=1)
+            )
+        for x1, y1, x2, y2, score, cls in detections:
+            ax.add_patch(plt.Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, ec="red", lw=1.5))
+            ax.text(
+                x1,
+                y1 - 2,
+                f"{class_names[int(cls)]} {score:.2f}",
+                color="white",
+                fontsize=7,
+                bbox={"facecolor": "red", "edgecolor": "none", "pad": 1},
+            )
+    fig.tight_layout(pad=0.3)
     return fig

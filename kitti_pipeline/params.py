@@ -118,12 +118,89 @@ class ClassifierParams:
 
 
 @dataclass(frozen=True)
+class DetectorInitParams:
+    """Starting weights of the `transfer` run (stage `init_detector`).
+
+    `darknet` takes a Darknet `.weights` file (COCO's `yolov3.weights` in the study) from a local
+    path, or from a URL into the torch hub cache, and checks its sha256; `weights_classes` is the
+    number of classes it was trained for and `convolutions` how many conv layers it holds (null:
+    all; 52 for the backbone-only `darknet53.conv.74`). `synthetic` pretrains on generated frames
+    of the source task's ten classes with the `pretrain_*` settings (Adam, flips).
+    """
+
+    source: Literal["synthetic", "darknet"]
+    weights: str | None
+    sha256: str | None
+    weights_classes: int
+    convolutions: int | None
+    seed: int
+    pretrain_frames: int
+    pretrain_epochs: int
+    pretrain_batch_size: int
+    pretrain_lr: float
+
+
+@dataclass(frozen=True)
+class DetectorTrainParams:
+    """One detector training run (stage `train_detector`).
+
+    Every `eval_every` epochs (and at the last) the run is checkpointed and evaluated on the val
+    split. `flip` mirrors frames; `scale`, `translate` and `colour` are the ranges of random
+    affine and colour jitter (0 turns each off).
+    """
+
+    optimizer: Literal["adam", "sgd"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    warmup_steps: int
+    eval_every: int
+    flip: bool
+    scale: float
+    translate: float
+    colour: float
+    box_loss: Literal["mse", "giou"]
+    ignore_iou: float
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    amp: bool
+
+
+@dataclass(frozen=True)
+class DetectorEvalParams:
+    """Post-processing and reporting of the detector (stages `evaluate_detector`, `pictures`)."""
+
+    conf_threshold: float
+    nms_iou: float
+    pictures: int
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """The detector study: YOLOv3 from a Darknet cfg, one run per entry of `runs`.
+
+    `classes` are the classes of `data.classes` the detector learns (the study: Car only).
+    """
+
+    classes: tuple[str, ...]
+    cfg: str
+    img_size: int
+    runs: tuple[Literal["transfer", "scratch"], ...]
+    init: DetectorInitParams
+    train: DetectorTrainParams
+    evaluate: DetectorEvalParams
+
+
+@dataclass(frozen=True)
 class Params:
     data: DataParams
     synthesize: SynthesizeParams
     crop: CropParams
     split: SplitParams
     classifier: ClassifierParams
+    detector: DetectorParams
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

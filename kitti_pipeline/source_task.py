@@ -6,6 +6,8 @@ proportions, size and position over a random outdoor background with clutter and
 Like ImageNet for KITTI, the source task shares low-level structure with the target (wheels,
 windows, poles, limbs, silhouettes) but none of its classes or scenes, so the transfer arms start
 from features that were learned, not from random ones.
+
+`source_scenes` builds the detector's source task from the same objects.
 """
 
 from __future__ import annotations
@@ -47,29 +49,43 @@ def render_source_image(rng: np.random.Generator, size: int, label: int) -> np.n
     """One image of class `label`: (size, size, 3) uint8."""
     scale = 2  # draw large, then downsample, for smooth edges
     s = size * scale
+    image, draw = background(rng, s)
+    name = SOURCE_CLASSES[label]
+    w, h = object_shape(rng, name, 0.55 * s, 0.95 * s)
+    x1 = rng.uniform(-0.1 * w, s - 0.9 * w)
+    y1 = rng.uniform(-0.1 * h, s - 0.9 * h)
+    DRAW[name](draw, rng, x1, y1, w, h)
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return finish(rng, image, size)
+
+
+def background(rng, s: int) -> tuple[Image.Image, ImageDraw.ImageDraw]:
+    """Sky, ground and clutter (blocks and lines of other colours) on an s x s canvas."""
     image = Image.new("RGB", (s, s), _colour(rng))
     draw = ImageDraw.Draw(image)
     horizon = rng.uniform(0.2, 0.8) * s
     draw.rectangle([0, 0, s, horizon], fill=_colour(rng, 90, 255))
     draw.rectangle([0, horizon, s, s], fill=_colour(rng, 30, 200))
-    for _ in range(rng.integers(1, 6)):  # clutter: blocks and lines of other colours
+    for _ in range(rng.integers(1, 6)):
         x, y = rng.uniform(0, s, 2)
         w, h = rng.uniform(s * 0.05, s * 0.4, 2)
         if rng.random() < 0.5:
             draw.rectangle([x, y, x + w, y + h], fill=_colour(rng))
         else:
             draw.line([(x, y), (x + w, y + h)], fill=_colour(rng), width=int(rng.integers(1, 5)))
+    return image, draw
 
-    name = SOURCE_CLASSES[label]
+
+def object_shape(rng, name: str, low: float, high: float) -> tuple[float, float]:
+    """Width and height of a `name` whose longer side is between `low` and `high`."""
     aspect = rng.uniform(*ASPECT[name])
-    extent = rng.uniform(0.55, 0.95) * s  # the longer side
-    w, h = (extent, extent / aspect) if aspect >= 1 else (extent * aspect, extent)
-    x1 = rng.uniform(-0.1 * w, s - 0.9 * w)
-    y1 = rng.uniform(-0.1 * h, s - 0.9 * h)
-    _DRAW[name](draw, rng, x1, y1, w, h)
-    if rng.random() < 0.5:
-        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    extent = rng.uniform(low, high)
+    return (extent, extent / aspect) if aspect >= 1 else (extent * aspect, extent)
 
+
+def finish(rng, image: Image.Image, size: int) -> np.ndarray:
+    """Blur, downsample to `size` and add sensor noise."""
     image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.0, 1.5)))
     image = image.resize((size, size), Image.Resampling.BILINEAR)
     pixels = np.asarray(image, dtype=np.float32)
@@ -218,7 +234,7 @@ def _boat(draw, rng, x, y, w, h):
     )
 
 
-_DRAW = {
+DRAW = {
     "bus": _bus,
     "truck": _truck,
     "traffic_light": _traffic_light,

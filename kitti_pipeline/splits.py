@@ -100,3 +100,34 @@ def count_table(rows: list[dict], classes: tuple[str, ...]) -> dict[str, dict[st
         chosen = Counter(r["class"] for r in rows if split == "all" or r["split"] == split)
         table[split] = {"total": sum(chosen.values()), **{k: chosen[k] for k in classes}}
     return table
+
+
+def frames_by_split(rows: list[dict], stems: list[str]) -> dict[str, list[str]]:
+    """The frames of each split, for the detector: the crop split read per frame.
+
+    Args:
+        rows: The split file's rows (`frame`, `split`, ...).
+        stems: Every frame of the dataset. Frames without a crop (all their objects skipped
+            or none at all) hold nothing to leak, and train as background.
+
+    Returns:
+        Split name -> sorted frame stems.
+
+    Raises:
+        ValueError: when a frame is in two splits or the split names a frame not in `stems`.
+    """
+    assigned: dict[str, str] = {}
+    for row in rows:
+        if assigned.setdefault(row["frame"], row["split"]) != row["split"]:
+            raise ValueError(
+                f"frame {row['frame']} is in both {assigned[row['frame']]} and {row['split']}"
+            )
+    unknown = sorted(set(assigned) - set(stems))
+    if unknown:
+        raise ValueError(
+            f"the split names {len(unknown)} frames not in the dataset, e.g. {unknown[0]}"
+        )
+    out = {name: [] for name in SPLITS}
+    for stem in sorted(stems):
+        out[assigned.get(stem, "train")].append(stem)
+    return out

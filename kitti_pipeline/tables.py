@@ -98,3 +98,43 @@ def _format(cell: dict) -> str:
     if cell["seeds"] > 1:
         return f"{cell['mean']:.3f} ± {cell['std']:.3f}"
     return f"{cell['mean']:.3f}"
+
+
+RUN_NAMES = {"transfer": "Yes", "scratch": "No"}
+
+
+def detector_table(runs: dict[str, dict], class_name: str) -> str:
+    """Table 6 (Transfer Learning, Epoch, Precision, Recall, AP, F1) for the best and last
+    epoch of each run, then the stricter APs of the same checkpoints.
+
+    Args:
+        runs: Run name (`transfer`, `scratch`) -> its `evaluate_detector` metrics.
+        class_name: The detected class reported, e.g. `Car`.
+    """
+    main = [
+        "| Transfer Learning | Checkpoint | Epoch | Precision | Recall | AP | F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    strict = [
+        "| Transfer Learning | Checkpoint | AP@[.5:.95] | KITTI AP40 IoU 0.7 "
+        "| easy | moderate | hard |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run, metrics in runs.items():
+        for checkpoint in ("best", "last"):
+            m = metrics[checkpoint][class_name]
+            name = RUN_NAMES.get(run, run)
+            main.append(
+                f"| {name} | {checkpoint} | {metrics[checkpoint]['epoch']} | "
+                f"{m['precision']:.3f} | {m['recall']:.3f} | {m['AP50']:.3f} | {m['F1']:.3f} |"
+            )
+            levels = m.get("kitti_AP40", {})
+            cells = [
+                f"{levels[k]:.3f}" if k in levels else "–" for k in ("easy", "moderate", "hard")
+            ]
+            strict.append(
+                f"| {name} | {checkpoint} | {m['AP50_95']:.3f} | {m['kitti_AP40_iou70']:.3f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return "\n".join(main) + "\n\n" + "\n".join(strict) + "\n"

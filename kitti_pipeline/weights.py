@@ -1,4 +1,4 @@
-"""Starting weights for the classifiers: ImageNet files found offline, or the init-weights file.
+"""Starting weights: ImageNet files found offline, init-weights files, Darknet files by path or URL.
 
 ImageNet weights come from torchvision's weights API (`ResNet18_Weights.IMAGENET1K_V1`,
 `MobileNet_V2_Weights.IMAGENET1K_V1`). Nothing is downloaded here: the file named by the API's
@@ -77,3 +77,41 @@ def load_init(path: str | Path, arch: str) -> dict:
     if data["arch"] != arch:
         raise ValueError(f"{path}: holds {data['arch']} weights, not {arch}")
     return data
+
+
+def fetch_weights(location: str, sha256: str | None) -> Path:
+    """A weights file from a local path, or from a URL through the torch hub cache.
+
+    A URL's file is looked up in `<torch hub dir>/checkpoints/` under its own name and
+    downloaded there only when absent, so a machine without internet can use a copy put there.
+
+    Args:
+        location: A local path or an http(s) URL.
+        sha256: The file's expected sha256 (hex), or None to skip the check.
+
+    Raises:
+        FileNotFoundError: when a local file is missing.
+        ValueError: when the file's sha256 is not `sha256`.
+    """
+    if location.startswith(("http://", "https://")):
+        path = Path(torch.hub.get_dir()) / "checkpoints" / location.rsplit("/", 1)[-1]
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                torch.hub.download_url_to_file(location, str(path))
+            except OSError as err:
+                raise FileNotFoundError(
+                    f"could not download {location} ({err}); on a machine without internet put "
+                    f"the file at {path}, or give its local path"
+                ) from None
+    else:
+        path = Path(location)
+        if not path.is_file():
+            raise FileNotFoundError(f"weights file {path} not found")
+    if sha256 is not None:
+        digest = sha256_file(path)
+        if digest != sha256.lower():
+            raise ValueError(
+                f"{path}: sha256 is {digest}, expected {sha256}; the file is damaged or another"
+            )
+    return path

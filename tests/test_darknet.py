@@ -4,6 +4,7 @@ import torch
 
 from kitti_pipeline.darknet import (
     CfgError,
+    _conv_tensors,
     build_darknet,
     parse_cfg,
     read_weights,
@@ -146,6 +147,35 @@ def test_transfer_from_80_classes_reinitialises_only_the_prediction_convs(tmp_pa
         same = torch.equal(mine.conv.weight, theirs.conv.weight)
         assert same == (k not in (9, 12)), k
     assert torch.equal(convs[9].conv.weight, fresh["layers.15.conv.weight"])
+
+
+def test_transfer_from_a_backbone_only_file(tmp_path):
+    # Like darknet53.conv.74: the file holds the first convolutions only (here 7 of tiny's 13).
+    torch.manual_seed(0)
+    source = build_darknet(TINY, num_classes=80)
+    write_weights(source, tmp_path / "full.weights")
+    header = 20  # three int32 and an int64
+    values = sum(t.numel() for conv in source.convolutions()[:7] for t in _conv_tensors(conv))
+    data = (tmp_path / "full.weights").read_bytes()[: header + 4 * values]
+    (tmp_path / "backbone.weights").write_bytes(data)
+    torch.manual_seed(1)
+    cars = build_darknet(TINY, num_classes=1)
+    fresh = [c.conv.weight.clone() for c in cars.convolutions()]
+    info = transfer_weights(cars, tmp_path / "backbone.weights", TINY, 80, convolutions=7)
+    assert info["loaded"] == 7 and info["reinitialised"] == []
+    for k, (mine, theirs) in enumerate(
+        zip(cars.convolutions(), source.convolutions(), strict=True)
+    ):
+        expected = theirs.conv.weight if k < 7 else fresh[k]
+        assert torch.equal(mine.conv.weight, expected), k
+
+
+def test_a_model_builds_from_cfg_text():
+    from_file = build_darknet(TINY, num_classes=1)
+    from_text = build_darknet("saved.pt", num_classes=1, text=TINY.read_text())
+    assert [type(m) for m in from_text.layers] == [type(m) for m in from_file.layers]
+    shapes = {k: v.shape for k, v in from_file.state_dict().items()}
+    assert {k: v.shape for k, v in from_text.state_dict().items()} == shapes
 
 
 def test_yolo_strides_come_from_the_layers():

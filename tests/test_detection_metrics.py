@@ -5,9 +5,12 @@ import torch
 from kitti_pipeline.detection_metrics import (
     average_precision,
     detection_summary,
+    interpolated_pr,
+    kitti_level_ap,
     match,
     recall_points_ap,
 )
+from kitti_pipeline.labels import KittiObject
 
 
 def slow_ap(hits, n):
@@ -78,3 +81,66 @@ def test_summary_by_hand():
     assert s["AP50"] == pytest.approx(0.5 + 1 / 3)
     # The boxes are exact, so every IoU threshold gives the same AP.
     assert s["AP50_95"] == pytest.approx(s["AP50"])
+
+
+def test_ignored_truths_neither_count_nor_punish():
+    truths = [torch.tensor([[0.0, 0, 10, 10], [20.0, 0, 30, 10]])]
+    ignored = [torch.tensor([False, True])]
+    detections = [
+        torch.tensor(
+            [
+                [0.0, 0, 10, 10, 0.9],  # the counted truth: a true positive
+                [20.0, 0, 30, 10, 0.8],  # the ignored truth: leaves the ranking
+                [50.0, 0, 60, 10, 0.7],  # nothing: a false positive
+            ]
+        )
+    ]
+    scores, hits, n = match(detections, truths, 0.5, ignored)
+    assert (
+        scores.tolist() == pytest.approx([0.9, 0.7]) and hits.tolist() == [True, False] and n == 1
+    )
+
+
+def kitti(type_, box, occluded=0, truncated=0.0):
+    return KittiObject(type_, truncated, occluded, 0.0, box, (1.5, 1.6, 3.9), (0, 1.65, 20), 0, 1)
+
+
+def test_kitti_levels_by_hand():
+    objects = [
+        [
+            kitti("Car", (100.0, 100, 200, 150)),  # 50 px tall, visible: every level
+            kitti("Car", (300.0, 100, 360, 130), occluded=2, truncated=0.4),  # 30 px: hard only
+            kitti("Van", (400.0, 100, 500, 160)),
+            kitti("DontCare", (600.0, 100, 700, 200)),
+        ]
+    ]
+    detections = [
+        torch.tensor(
+            [
+                [800.0, 100, 840, 120, 0.99],  # 20 px tall: below every level's minimum
+                [900.0, 100, 960, 130, 0.95],  # 30 px, on nothing: FP for moderate and hard
+                [100.0, 100, 200, 150, 0.90],  # the visible car
+                [300.0, 100, 360, 130, 0.80],  # the occluded car
+                [400.0, 100, 500, 160, 0.70],  # the van: ignored for cars
+                [610.0, 110, 690, 190, 0.60],  # inside the don't-care region
+            ]
+        )
+    ]
+    # easy: the 30 px FP is too small to count; one car, found first: AP 1.
+    assert kitti_level_ap(detections, objects, "Car", "easy") == pytest.approx(1.0)
+    # moderate: ranked FP, TP over one car: precision 1/2 at every recall level.
+    assert kitti_level_ap(detections, objects, "Car", "moderate") == pytest.approx(0.5)
+    # hard: FP, TP, TP over two cars: precision 0, 1/2, 2/3 at recall 0, 1/2, 1; the best
+    # precision at or beyond every recall level is 2/3.
+    assert kitti_level_ap(detections, objects, "Car", "hard") == pytest.approx(2 / 3)
+
+
+def test_interpolated_pr_by_hand():
+    # TP, FP, TP with 4 truths: precision 1, 1/2, 2/3 at recall 1/4, 1/4, 1/2.
+    curve = {
+        round(p["recall"], 2): p["precision"] for p in interpolated_pr(np.array([1, 0, 1], bool), 4)
+    }
+    assert len(curve) == 101
+    assert curve[0.0] == curve[0.25] == 1.0
+    assert curve[0.26] == curve[0.5] == pytest.approx(2 / 3)
+    assert curve[0.51] == curve[1.0] == 0.0

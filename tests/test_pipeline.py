@@ -86,10 +86,11 @@ def test_same_seed_gives_byte_identical_outputs(stage, params_file, tmp_path):
 
 def test_dvc_repro_then_no_op_then_an_experiment(tmp_path, dvc_bin):
     """`dvc repro` twice (the second does nothing), then `dvc exp run -S` on a classifier knob
-    reruns only the classifier stages and `dvc metrics diff` shows the change."""
+    reruns only the classifier stages, on a detector knob only the detector stages, and
+    `dvc metrics diff` shows the change."""
     import yaml
 
-    for name in ("dvc.yaml", "stages", "kitti_pipeline"):
+    for name in ("dvc.yaml", "stages", "kitti_pipeline", "cfg"):
         src = ROOT / name
         copy = shutil.copytree if src.is_dir() else shutil.copy
         copy(src, tmp_path / name)
@@ -122,6 +123,11 @@ def test_dvc_repro_then_no_op_then_an_experiment(tmp_path, dvc_bin):
     for arch in ("resnet18", "mobilenet_v2"):
         for regime in ("scratch", "frozen", "finetune"):
             assert 0 <= metrics[f"metrics/classifier/{arch}-{regime}-s0.json"]["data"]["mCA"] <= 1
+    for run_name in ("transfer", "scratch"):
+        detector = metrics[f"metrics/detector/{run_name}.json"]["data"]
+        assert 0 <= detector["best"]["Car"]["AP50"] <= 1 and detector["last"]["epoch"] == 2
+    assert len(list((tmp_path / "plots/detector/pictures").glob("*.png"))) == 2
+    assert (tmp_path / "reports/detector_table.md").read_text().count("| Yes |") == 4
 
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline")
@@ -130,3 +136,9 @@ def test_dvc_repro_then_no_op_then_an_experiment(tmp_path, dvc_bin):
     assert ran == {"train_classifier", "evaluate_classifier", "classifier_report"}
     diff = json.loads(run(dvc_bin, "metrics", "diff", "--json"))
     assert any(path.startswith("metrics/classifier/") for path in diff)
+
+    run("git", "reset", "-q", "--hard")  # back to the baseline, then a detector knob
+    run(dvc_bin, "checkout", "--force")
+    experiment = run(dvc_bin, "exp", "run", "-S", "detector.train.lr=0.002")
+    ran = set(re.findall(r"Running stage '([^@']+)", experiment))
+    assert ran == {"train_detector", "evaluate_detector", "detector_report", "detection_pictures"}

@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from kitti_pipeline.splits import count_table, split_frames
+from kitti_pipeline.splits import count_table, frames_by_split, split_frames
 
 CLASSES = ("Car", "Person", "Cyclist")
 
@@ -70,3 +70,22 @@ def test_count_table_by_hand():
         "test": {"total": 1, "Car": 1, "Person": 0, "Cyclist": 0},
         "all": {"total": 5, "Car": 3, "Person": 1, "Cyclist": 1},
     }
+
+
+def test_frames_by_split_by_hand():
+    rows = [
+        {"frame": "000002", "split": "val"},
+        {"frame": "000000", "split": "train"},
+        {"frame": "000002", "split": "val"},
+        {"frame": "000003", "split": "test"},
+    ]
+    # 000001 and 000004 have no crops: they join train as background frames.
+    assert frames_by_split(rows, ["000004", "000003", "000002", "000001", "000000"]) == {
+        "train": ["000000", "000001", "000004"],
+        "val": ["000002"],
+        "test": ["000003"],
+    }
+    with pytest.raises(ValueError, match="000002 is in both val and test"):
+        frames_by_split([*rows, {"frame": "000002", "split": "test"}], ["000002", "000003"])
+    with pytest.raises(ValueError, match="not in the dataset, e.g. 000003"):
+        frames_by_split(rows, ["000000", "000002"])

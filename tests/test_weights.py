@@ -73,3 +73,25 @@ def test_init_file_round_trip_and_arch_check(tmp_path):
     assert torch.equal(data["state_dict"]["w"], state["w"]) and data["info"] == {"epochs": 1}
     with pytest.raises(ValueError, match="holds resnet18 weights, not mobilenet_v2"):
         weights.load_init(tmp_path / "init.pt", "mobilenet_v2")
+
+
+def test_fetch_weights_from_a_path_checks_the_sha256(tmp_path):
+    path = tmp_path / "yolov3.weights"
+    path.write_bytes(b"darknet")
+    digest = hashlib.sha256(b"darknet").hexdigest()
+    assert weights.fetch_weights(str(path), digest) == path
+    assert weights.fetch_weights(str(path), None) == path
+    with pytest.raises(ValueError, match="damaged"):
+        weights.fetch_weights(str(path), "0" * 64)
+    with pytest.raises(FileNotFoundError, match="other.weights not found"):
+        weights.fetch_weights(str(tmp_path / "other.weights"), None)
+
+
+def test_fetch_weights_from_a_url_uses_the_hub_cache(hub_dir):
+    url = "http://127.0.0.1:9/files/yolov3.weights"  # nothing listens on port 9
+    with pytest.raises(FileNotFoundError) as err:
+        weights.fetch_weights(url, None)
+    assert str(hub_dir / "checkpoints" / "yolov3.weights") in str(err.value)
+    (hub_dir / "checkpoints" / "yolov3.weights").write_bytes(b"coco")
+    found = weights.fetch_weights(url, hashlib.sha256(b"coco").hexdigest())
+    assert found == hub_dir / "checkpoints" / "yolov3.weights"

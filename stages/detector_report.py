@@ -1,0 +1,32 @@
+"""Stage `detector_report`: Table 6 from both detector runs' test metrics."""
+
+import argparse
+import json
+from pathlib import Path
+
+from kitti_pipeline.files import write_text
+from kitti_pipeline.params import load_params
+from kitti_pipeline.tables import detector_table
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--runs", required=True, help="folder of per-run metrics JSON")
+    parser.add_argument("--table", required=True, help="Markdown table to write")
+    args = parser.parse_args(argv)
+    params = load_params(args.params)
+    det = params.detector
+    runs = {run: json.loads((Path(args.runs) / f"{run}.json").read_text()) for run in det.runs}
+    frames = next(iter(runs.values()))["test_frames"]
+    header = (
+        f"Detector study on `{params.data.frames}` ({frames} test frames), `{det.cfg}` at "
+        f"{det.img_size}, {det.train.epochs} epochs, {det.train.optimizer} lr {det.train.lr}, "
+        f"batch {det.train.batch_size}; transfer weights: {det.init.source}. Precision, recall "
+        f"and F1 at confidence {det.evaluate.conf_threshold}, IoU 0.5; best = highest val AP.\n\n"
+    )
+    write_text(args.table, header + detector_table(runs, det.classes[0]))
+
+
+if __name__ == "__main__":
+    main()

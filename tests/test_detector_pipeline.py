@@ -1,0 +1,187 @@
+"""The detector stages, end to end, on the shrunk params."""
+
+import hashlib
+import json
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from kitti_pipeline.darknet import build_darknet, write_weights
+from kitti_pipeline.files import read_csv
+
+from .conftest import ROOT
+from .test_pipeline import run_data_stages
+
+pytestmark = pytest.mark.slow
+RUNS = ("transfer", "scratch")
+
+
+def initialise(stage, params, out):
+    stage(
+        "init_detector",
+        "--params",
+        params,
+        "--out",
+        out / "init.weights",
+        "--metrics",
+        out / "init.json",
+    )
+
+
+def train(stage, params, out, run):
+    stage(
+        "train_detector",
+        "--params",
+        params,
+        "--run",
+        run,
+        "--frames",
+        out / "frames",
+        "--split",
+        out / "split.csv",
+        "--init",
+        out / "init.weights",
+        "--init-info",
+        out / "init.json",
+        "--checkpoints",
+        out / f"checkpoints/{run}",
+        "--model",
+        out / f"models/{run}",
+        "--history",
+        out / f"history/{run}.csv",
+    )
+
+
+def evaluate(stage, params, out, run):
+    stage(
+        "evaluate_detector",
+        "--params",
+        params,
+        "--frames",
+        out / "frames",
+        "--split",
+        out / "split.csv",
+        "--model",
+        out / f"models/{run}",
+        "--metrics",
+        out / f"metrics/{run}.json",
+        "--pr",
+        out / f"pr/{run}.csv",
+    )
+
+
+def test_detector_stages(stage, params_file, tmp_path, capsys):
+    out = tmp_path
+    run_data_stages(stage, params_file, out)
+    initialise(stage, params_file, out)
+    info = json.loads((out / "init.json").read_text())
+    # The small cfg has 13 convolutions; all but the two prediction convs carry over.
+    assert info["source"] == "synthetic" and info["file_classes"] == 10
+    assert info["loaded_convolutions"] == 11
+    assert info["sha256"] == hashlib.sha256((out / "init.weights").read_bytes()).hexdigest()
+    assert 0 <= info["held_out_mAP50"] <= 1
+
+    capsys.readouterr()
+    for run in RUNS:
+        train(stage, params_file, out, run)
+        evaluate(stage, params_file, out, run)
+    assert "transfer: loaded 11 convolutions" in capsys.readouterr().out
+
+    split = read_csv(out / "split.csv")
+    test_frames = sorted({r["frame"] for r in split if r["split"] == "test"})
+    # Cars in the test frames, counted from the label files themselves.
+    cars = sum(
+        line.split()[0] == "0"
+        for stem in test_frames
+        for line in (out / "frames/labels" / f"{stem}.txt").read_text().splitlines()
+    )
+    for run in RUNS:
+        history = read_csv(out / f"history/{run}.csv")
+        assert [int(r["epoch"]) for r in history] == [1, 2]  # eval_every 1, epochs 2
+        assert {"train_total", "val_loss", "precision", "recall", "AP50", "F1"} <= set(history[0])
+        names = sorted(p.name for p in (out / f"checkpoints/{run}").iterdir())
+        assert names == ["epoch_0001.pt", "epoch_0002.pt", "last.pt"]
+        best_epoch = max(history, key=lambda r: (float(r["AP50"]), -int(r["epoch"])))["epoch"]
+        metrics = json.loads((out / f"metrics/{run}.json").read_text())
+        assert metrics["test_frames"] == len(test_frames)
+        assert metrics["best"]["epoch"] == int(best_epoch) and metrics["last"]["epoch"] == 2
+        car = metrics["last"]["Car"]
+        assert car["ground_truths"] == cars
+        assert set(car["kitti_AP40"]) == {"easy", "moderate", "hard"}
+        assert all(0 <= car[k] <= 1 for k in ("precision", "recall", "AP50", "F1", "AP50_95"))
+        pr = read_csv(out / f"pr/{run}.csv")
+        assert len(pr) == 101 and float(pr[0]["recall"]) == 0 and float(pr[-1]["recall"]) == 1
+
+    (out / "metrics/extra.json").write_text("{}")  # the report reads only the runs it names
+    stage(
+        "detector_report",
+        "--params",
+        params_file,
+        "--runs",
+        out / "metrics",
+        "--table",
+        out / "t.md",
+    )
+    table = (out / "t.md").read_text()
+    assert "| Yes | best |" in table and "| No | last | 2 |" in table
+
+    (out / "all_models").mkdir()
+    for run in RUNS:
+        (out / "all_models" / run).symlink_to(out / "models" / run)
+    stage(
+        "detection_pictures",
+        "--params",
+        params_file,
+        "--frames",
+        out / "frames",
+        "--split",
+        out / "split.csv",
+        "--models",
+        out / "all_models",
+        "--out",
+        out / "pictures",
+    )
+    pictures = sorted((out / "pictures").iterdir())
+    assert len(pictures) == 2 and all(p.suffix == ".png" for p in pictures)
+    assert {p.stem for p in pictures} <= set(test_frames)
+    with Image.open(pictures[0]) as picture:
+        assert picture.height > picture.width / 1242 * 375 * 2 * 0.9  # two panels
+
+    # A rerun with nothing changed resumes from the finished run and trains nothing more.
+    model = torch.load(out / "models/scratch/last.pt", weights_only=True)
+    capsys.readouterr()
+    train(stage, params_file, out, "scratch")
+    assert "scratch: resuming after epoch 2" in capsys.readouterr().out
+    again = torch.load(out / "models/scratch/last.pt", weights_only=True)
+    assert all(torch.equal(v, again["state_dict"][k]) for k, v in model["state_dict"].items())
+
+
+def test_init_from_a_darknet_file_checks_its_sha256(stage, params_file, tmp_path, capsys):
+    torch.manual_seed(0)
+    coco = build_darknet(ROOT / "cfg" / "yolov3-tiny-small.cfg", num_classes=80)
+    write_weights(coco, tmp_path / "coco.weights")
+    digest = hashlib.sha256((tmp_path / "coco.weights").read_bytes()).hexdigest()
+    raw = yaml.safe_load(params_file.read_text())
+    raw["detector"]["init"].update(
+        source="darknet", weights=str(tmp_path / "coco.weights"), sha256=digest
+    )
+    params_file.write_text(yaml.safe_dump(raw))
+    initialise(stage, params_file, tmp_path)
+    info = json.loads((tmp_path / "init.json").read_text())
+    assert info == {
+        "source": "darknet",
+        "file_classes": 80,
+        "file_convolutions": None,
+        "loaded_convolutions": 11,
+        "sha256": digest,
+    }
+    assert (tmp_path / "init.weights").read_bytes() == (tmp_path / "coco.weights").read_bytes()
+
+    raw["detector"]["init"]["sha256"] = "0" * 64
+    params_file.write_text(yaml.safe_dump(raw))
+    (tmp_path / "init.weights").unlink()
+    with pytest.raises(ValueError, match="sha256 is .*, expected 0000"):
+        initialise(stage, params_file, tmp_path)
+    assert not (tmp_path / "init.weights").exists()
