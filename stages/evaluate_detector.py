@@ -44,9 +44,16 @@ def main(argv=None):
         else None
     )
 
+    truths = [
+        [test.to_frame(i, t[t[:, 0] == k, 1:]) for i, t in enumerate(test.targets)]
+        for k in range(len(det.classes))
+    ]
     metrics = {"test_frames": len(test.stems)}
     for name in ("best", "last"):
         model, info = load_detector(Path(args.model) / f"{name}.pt")
+        if name == "last" and info["epoch"] == metrics["best"]["epoch"]:
+            metrics["last"] = metrics["best"]  # the same checkpoint
+            continue
         detections, _ = predict_detections(
             fuse_batchnorm(model), test, scales_of(model), 0.001, det.evaluate.nms_iou
         )
@@ -54,8 +61,7 @@ def main(argv=None):
         result = {"epoch": info["epoch"]}
         for k, class_name in enumerate(det.classes):
             mine = [d[d[:, 5] == k] for d in detections]
-            truths = [test.to_frame(i, t[t[:, 0] == k, 1:]) for i, t in enumerate(test.targets)]
-            summary = detection_summary(mine, truths, det.evaluate.conf_threshold)
+            summary = detection_summary(mine, truths[k], det.evaluate.conf_threshold)
             if objects is not None and class_name in KITTI_TYPES:
                 iou = 0.7 if class_name == "Car" else 0.5
                 summary["kitti_AP40"] = {
@@ -64,7 +70,7 @@ def main(argv=None):
                 }
             result[class_name] = summary
             if name == "best" and k == 0:
-                _, hits, n = match(mine, truths, 0.5)
+                _, hits, n = match(mine, truths[k], 0.5)
                 write_csv(args.pr, interpolated_pr(hits, n), ["recall", "precision"])
         metrics[name] = result
     write_json(args.metrics, metrics)
