@@ -21,6 +21,7 @@ from torchvision.transforms import v2
 from kitti_pipeline.darknet import Darknet, YoloLayer, build_darknet
 from kitti_pipeline.detection_data import augmentation, letterbox, load_frame, unletterbox
 from kitti_pipeline.detection_metrics import detection_summary
+from kitti_pipeline.distributed import SINGLE, World
 from kitti_pipeline.engine import autocast, epoch_generator
 from kitti_pipeline.files import read_csv
 from kitti_pipeline.labels import read_classes
@@ -146,6 +147,7 @@ def train_one_epoch(
     ignore_iou: float = 0.5,
     transform: v2.Transform | None = None,
     on_batch: Callable[[int], None] | None = None,
+    world: World = SINGLE,
 ) -> tuple[dict[str, float], int]:
     """One pass over `data`.
 
@@ -153,6 +155,8 @@ def train_one_epoch(
         augment: Mirror a random half of the frames.
         transform: Per-frame affine/colour jitter from `detection_data.augmentation`, or None.
         on_batch: Called with the number of frames after each batch (a progress bar).
+        world: The data-parallel processes; each trains on its slice of every batch, and
+            `model` is then wrapped in DistributedDataParallel.
 
     Returns:
         The mean of each loss term per batch, and the global step count after the epoch.
@@ -167,8 +171,9 @@ def train_one_epoch(
     for batch in order.split(batch_size):
         for group in optimizer.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / max(warmup_steps, 1))
+        mine, weight = world.shard(batch)
         images, targets = flip_batch(
-            data.images[batch], [data.targets[i] for i in batch], flips[batch].to(device)
+            data.images[mine], [data.targets[i] for i in mine], flips[mine].to(device)
         )
         if transform is not None:
             images, targets = jitter_batch(images, targets, transform)
@@ -182,6 +187,8 @@ def train_one_epoch(
             ignore_iou=ignore_iou,
             box_loss=box_loss,
         )
+        # The loss is a mean over this slice; weighted, the processes average to the batch mean.
+        terms = {name: value * weight for name, value in terms.items()}
         if not torch.isfinite(terms["total"]):
             raise FloatingPointError(
                 f"detector loss is {terms['total'].item()} at step {step}; "
@@ -196,7 +203,7 @@ def train_one_epoch(
         step += 1
         if on_batch is not None:
             on_batch(len(batch))
-    return {name: value / batches for name, value in sums.items()}, step
+    return {name: world.sum(value) / world.size / batches for name, value in sums.items()}, step
 
 
 def jitter_batch(
@@ -293,6 +300,7 @@ def fit_detector(
     on_eval: Callable[[dict], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     description: str = "detector",
+    world: World = SINGLE,
 ) -> list[dict]:
     """Train `model` for `cfg.epochs`, evaluating on `val` every `cfg.eval_every` epochs.
 
@@ -306,6 +314,8 @@ def fit_detector(
             history row; the caller saves the every-N-epochs checkpoint.
         on_epoch: Called after every epoch with the state to resume from.
         description: Label of the progress bar.
+        world: The data-parallel processes (`kitti_pipeline.distributed`). Every process
+            evaluates; only rank 0 shows progress.
 
     Returns:
         One row per evaluation: epoch, the mean train loss terms of that epoch, the val loss,
@@ -329,12 +339,13 @@ def fit_detector(
         history, start, step = list(resume["history"]), resume["epoch"] + 1, resume["step"]
 
     device, n = train.images.device, len(train.images)
-    with Progress(transient=True) as progress:
+    net = world.wrap(model)
+    with Progress(transient=True, disable=not world.main) as progress:
         for epoch in range(start, cfg.epochs + 1):
             task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
             torch.manual_seed(cfg.seed * 100_003 + epoch)  # the jitter's random draws
             losses, step = train_one_epoch(
-                model,
+                net,
                 train,
                 optimizer,
                 scales,
@@ -350,6 +361,7 @@ def fit_detector(
                 ignore_iou=cfg.ignore_iou,
                 transform=transform,
                 on_batch=lambda k, task=task: progress.advance(task, k),
+                world=world,
             )
             progress.remove_task(task)
             line = f"{description} epoch {epoch}/{cfg.epochs}: loss {losses['total']:.3f}"
@@ -373,7 +385,8 @@ def fit_detector(
                 line += f", val loss {val_loss:.3f} AP50 {row['AP50']:.3f} F1 {row['F1']:.3f}"
                 if on_eval is not None:
                     on_eval({"epoch": epoch, "model": model.state_dict(), "row": row})
-            progress.console.print(line)
+            if world.main:
+                progress.console.print(line)
             if on_epoch is not None:
                 on_epoch(
                     {

@@ -25,6 +25,7 @@ from rich.progress import Progress
 from torch import nn
 
 from kitti_pipeline.classifiers import backbone, head, set_train_mode, trainable_parameters
+from kitti_pipeline.distributed import SINGLE, World
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -131,6 +132,7 @@ def fit(
     resume: dict | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     description: str = "train",
+    world: World = SINGLE,
 ) -> list[dict]:
     """Train `model` in `regime` for `cfg.epochs`, validating after each epoch.
 
@@ -144,6 +146,8 @@ def fit(
         on_epoch: Called after each epoch with a checkpoint dict (model, optimizer, RNG state,
             epoch, history); the caller saves it.
         description: Label of the progress bar.
+        world: The data-parallel processes (`kitti_pipeline.distributed`); each trains on its
+            slice of every batch. Only rank 0 shows progress; `on_epoch` runs on every rank.
 
     Returns:
         One dict per epoch: epoch, train_loss, train_acc, val_loss, val_acc.
@@ -171,8 +175,10 @@ def fit(
         feats_flipped = extract_features(model, train[0].flip(-1), cfg.amp) if cfg.augment else None
         val_feats = extract_features(model, val[0], cfg.amp)
 
+    # DDP all-reduces the gradients of whichever module the forward pass goes through.
+    net = world.wrap(head(model) if cached else model)
     n = len(train[1])
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, disable=not world.main) as progress:
         for epoch in range(start, cfg.epochs + 1):
             task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
             generator = epoch_generator(seed, epoch)
@@ -181,20 +187,21 @@ def fit(
             set_train_mode(model, regime)
             total_loss, correct = 0.0, 0
             for batch in order.split(cfg.batch_size):
-                labels = train[1][batch]
+                mine, weight = world.shard(batch)
+                labels = train[1][mine]
                 with autocast(device, cfg.amp):
                     if cached:
-                        x = feats[batch]
+                        x = feats[mine]
                         if flips is not None:
-                            x = torch.where(flips[batch, None].to(device), feats_flipped[batch], x)
-                        logits = head(model)(x)
+                            x = torch.where(flips[mine, None].to(device), feats_flipped[mine], x)
+                        logits = net(x)
                     else:
-                        images = train[0][batch]
+                        images = train[0][mine]
                         if flips is not None:
-                            mask = flips[batch].to(device).view(-1, 1, 1, 1)
+                            mask = flips[mine].to(device).view(-1, 1, 1, 1)
                             images = torch.where(mask, images.flip(-1), images)
-                        logits = model(normalise_images(images))
-                    loss = F.cross_entropy(logits.float(), labels)
+                        logits = net(normalise_images(images))
+                    loss = F.cross_entropy(logits.float(), labels) * weight
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
                         f"{description}: loss is {loss.item()} at epoch {epoch}; "
@@ -203,9 +210,11 @@ def fit(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
-                total_loss += loss.item() * len(batch)
-                correct += int((logits.argmax(1) == labels).sum())
+                total_loss += loss.item() * len(batch) / world.size
+                if weight > 0:
+                    correct += int((logits.argmax(1) == labels).sum())
                 progress.advance(task, len(batch))
+            total_loss, correct = world.sum(total_loss), world.sum(correct)
 
             if cached:
                 model.eval()
@@ -224,11 +233,12 @@ def fit(
             )
             progress.remove_task(task)
             last = history[-1]
-            progress.console.print(
-                f"{description} epoch {epoch}/{cfg.epochs}: train loss {last['train_loss']:.4f} "
-                f"acc {last['train_acc']:.3f}, val loss {last['val_loss']:.4f} "
-                f"acc {last['val_acc']:.3f}"
-            )
+            if world.main:
+                progress.console.print(
+                    f"{description} epoch {epoch}/{cfg.epochs}: train loss "
+                    f"{last['train_loss']:.4f} acc {last['train_acc']:.3f}, "
+                    f"val loss {last['val_loss']:.4f} acc {last['val_acc']:.3f}"
+                )
             if on_epoch is not None:
                 on_epoch(
                     {

@@ -78,10 +78,12 @@ class ClassifierInitParams:
     """Starting weights of the transfer regimes (stage `init_weights`).
 
     `imagenet` loads torchvision's ImageNet weights from `imagenet_dir` or the torch hub cache;
-    `synthetic` pretrains on the generated source task with the `pretrain_*` settings.
+    `synthetic` pretrains on the generated source task with the `pretrain_*` settings; `random`
+    draws random weights from `seed` (a no-pretraining control, and a stand-in for timing runs
+    where the ImageNet files are absent).
     """
 
-    source: Literal["synthetic", "imagenet"]
+    source: Literal["synthetic", "imagenet", "random"]
     imagenet_dir: str | None
     seed: int
     pretrain_images: int
@@ -125,10 +127,12 @@ class DetectorInitParams:
     path, or from a URL into the torch hub cache, and checks its sha256; `weights_classes` is the
     number of classes it was trained for and `convolutions` how many conv layers it holds (null:
     all; 52 for the backbone-only `darknet53.conv.74`). `synthetic` pretrains on generated frames
-    of the source task's ten classes with the `pretrain_*` settings (Adam, flips).
+    of the source task's ten classes with the `pretrain_*` settings (Adam, flips). `random`
+    writes randomly initialised weights (from `seed`, for `weights_classes` classes): a stand-in
+    for timing runs where the COCO file is absent.
     """
 
-    source: Literal["synthetic", "darknet"]
+    source: Literal["synthetic", "darknet", "random"]
     weights: str | None
     sha256: str | None
     weights_classes: int

@@ -20,43 +20,58 @@ REGIME_NAMES = {
 
 
 def row_values(metrics: dict, classes: tuple[str, ...]) -> dict[str, float]:
-    """The table's columns of one run's metrics."""
+    """The table's columns of one run's metrics, keyed as in the summary JSON (`acc_Car`)."""
     values = {c: metrics[c] for c in COLUMNS}
-    values.update({f"Acc {k}": metrics["per_class"][k]["accuracy"] for k in classes})
+    values.update({f"acc_{k}": metrics["per_class"][k]["accuracy"] for k in classes})
     return values
 
 
 def summarise_seeds(runs: dict[tuple[str, str, int], dict], classes: tuple[str, ...]) -> dict:
-    """Mean and standard deviation over seeds for each (arch, regime).
+    """Mean and standard deviation over seeds for each (arch, regime): Tables 4 and 5 as JSON.
+
+    The keys are flat so that `dvc metrics diff` and `dvc exp show` name each cell of the
+    tables directly, e.g. `resnet18.finetune.mCA`.
 
     Args:
         runs: (arch, regime, seed) -> that run's metrics.
         classes: Class names.
 
     Returns:
-        `{arch: {regime: {column: {"mean", "std", "seeds"}, "trainable_params": n}}}`; std is the
-        sample standard deviation (ddof 1), 0 for a single seed.
+        `{arch: {regime: {column: mean, ..., "seeds": n, "trainable_params": p}}}`, plus
+        `<column>_std` (sample standard deviation, ddof 1) for each column when n > 1.
     """
     summary: dict = {}
     for arch, regime in sorted({(a, r) for a, r, _ in runs}):
         seeds = sorted(s for a, r, s in runs if (a, r) == (arch, regime))
         rows = [row_values(runs[arch, regime, s], classes) for s in seeds]
-        cell = {}
+        cell: dict = {}
         for column in rows[0]:
             values = np.array([r[column] for r in rows])
-            cell[column] = {
-                "mean": float(values.mean()),
-                "std": float(values.std(ddof=1)) if len(values) > 1 else 0.0,
-                "seeds": len(values),
-            }
+            cell[column] = float(values.mean())
+            if len(values) > 1:
+                cell[f"{column}_std"] = float(values.std(ddof=1))
+        cell["seeds"] = len(seeds)
         cell["trainable_params"] = runs[arch, regime, seeds[0]]["params"]["trainable"]
         summary.setdefault(arch, {})[regime] = cell
     return summary
 
 
-def markdown_tables(summary: dict, runs: dict, classes: tuple[str, ...], regimes) -> str:
-    """Tables 4 and 5 in the study's layout, then every run with its bootstrap intervals."""
-    columns = [*COLUMNS, *(f"Acc {k}" for k in classes)]
+def markdown_tables(
+    summary: dict,
+    runs: dict,
+    classes: tuple[str, ...],
+    regimes,
+    published: dict | None = None,
+) -> str:
+    """Tables 4 and 5 in the study's layout, then every run with its bootstrap intervals.
+
+    Args:
+        published: `{arch: {regime: {column: value}}}`, the study's figures, shown in brackets
+            after ours where given.
+    """
+    keys = [*COLUMNS, *(f"acc_{k}" for k in classes)]
+    headers = [*COLUMNS, *(f"Acc {k}" for k in classes)]
+    published = published or {}
     out = []
     for number, arch in zip((4, 5), ("resnet18", "mobilenet_v2"), strict=True):
         if arch not in summary:
@@ -64,14 +79,15 @@ def markdown_tables(summary: dict, runs: dict, classes: tuple[str, ...], regimes
         out += [
             f"### Table {number}: {ARCH_NAMES[arch]}",
             "",
-            "| Combination | " + " | ".join(columns) + " | Trainable params |",
-            "|---" * (len(columns) + 2) + "|",
+            "| Combination | " + " | ".join(headers) + " | Trainable params |",
+            "|---" * (len(headers) + 2) + "|",
         ]
         for regime in regimes:
             cell = summary[arch].get(regime)
             if cell is None:
                 continue
-            values = [_format(cell[c]) for c in columns]
+            theirs = (published.get(arch) or {}).get(regime) or {}
+            values = [with_published(_format(cell, k), theirs.get(k)) for k in keys]
             out.append(
                 f"| {ARCH_NAMES[arch]} {REGIME_NAMES[regime]} | "
                 + " | ".join(values)
@@ -94,23 +110,33 @@ def markdown_tables(summary: dict, runs: dict, classes: tuple[str, ...], regimes
     return "\n".join(out) + "\n"
 
 
-def _format(cell: dict) -> str:
+def with_published(ours: str, published: float | None) -> str:
+    """A table cell: our figure, then the study's in brackets when there is one."""
+    if published is None:
+        return ours
+    return f"{ours} ({published:.3f})" if isinstance(published, float) else f"{ours} ({published})"
+
+
+def _format(cell: dict, key: str) -> str:
     if cell["seeds"] > 1:
-        return f"{cell['mean']:.3f} ± {cell['std']:.3f}"
-    return f"{cell['mean']:.3f}"
+        return f"{cell[key]:.3f} ± {cell[key + '_std']:.3f}"
+    return f"{cell[key]:.3f}"
 
 
 RUN_NAMES = {"transfer": "Yes", "scratch": "No"}
 
 
-def detector_table(runs: dict[str, dict], class_name: str) -> str:
+def detector_table(runs: dict[str, dict], class_name: str, published: dict | None = None) -> str:
     """Table 6 (Transfer Learning, Epoch, Precision, Recall, AP, F1) for the best and last
     epoch of each run, then the stricter APs of the same checkpoints.
 
     Args:
         runs: Run name (`transfer`, `scratch`) -> its `evaluate_detector` metrics.
         class_name: The detected class reported, e.g. `Car`.
+        published: `{run: {checkpoint: {column: value}}}` with columns epoch, precision,
+            recall, AP50, F1: the study's figures, shown in brackets after ours where given.
     """
+    published = published or {}
     main = [
         "| Transfer Learning | Checkpoint | Epoch | Precision | Recall | AP | F1 |",
         "|---|---|---|---|---|---|---|",
@@ -124,10 +150,13 @@ def detector_table(runs: dict[str, dict], class_name: str) -> str:
         for checkpoint in ("best", "last"):
             m = metrics[checkpoint][class_name]
             name = RUN_NAMES.get(run, run)
-            main.append(
-                f"| {name} | {checkpoint} | {metrics[checkpoint]['epoch']} | "
-                f"{m['precision']:.3f} | {m['recall']:.3f} | {m['AP50']:.3f} | {m['F1']:.3f} |"
-            )
+            theirs = (published.get(run) or {}).get(checkpoint) or {}
+            cells = [with_published(str(metrics[checkpoint]["epoch"]), theirs.get("epoch"))]
+            cells += [
+                with_published(f"{m[k]:.3f}", theirs.get(k))
+                for k in ("precision", "recall", "AP50", "F1")
+            ]
+            main.append(f"| {name} | {checkpoint} | " + " | ".join(cells) + " |")
             levels = m.get("kitti_AP40", {})
             cells = [
                 f"{levels[k]:.3f}" if k in levels else "–" for k in ("easy", "moderate", "hard")

@@ -2,12 +2,15 @@
 
 `detector.init.source: darknet` takes a Darknet `.weights` file (COCO's `yolov3.weights` in the
 study) by local path or URL and checks its sha256; `synthetic` pretrains the cfg from scratch on
-the generated ten-class source task. Either way the output is a Darknet `.weights` file, and the
+the generated ten-class source task; `random` writes random weights (a stand-in where the COCO
+file is absent). Either way the output is a Darknet `.weights` file, and the
 metrics file says how many classes and convolutions it holds, for `train_detector`.
 """
 
 import argparse
 import shutil
+
+import torch
 
 from kitti_pipeline.darknet import build_darknet, transfer_weights, write_weights
 from kitti_pipeline.files import atomic_path, sha256_file, write_json
@@ -36,6 +39,14 @@ def main(argv=None):
 
         def write(tmp):
             shutil.copyfile(path, tmp)
+    elif cfg.source == "random":
+        torch.manual_seed(cfg.seed)
+        model = build_darknet(det.cfg, cfg.weights_classes)
+        classes, convolutions = cfg.weights_classes, None
+        info = {"task": f"random initialisation, seed {cfg.seed}"}
+
+        def write(tmp):
+            write_weights(model, tmp)
     else:
         schedule = pretrain_schedule(cfg, det.train.device, det.train.amp)
         model, info = pretrain_detector_on_source(

@@ -1,11 +1,14 @@
 """Stage `init_weights`: one architecture's starting weights for the transfer regimes.
 
 `classifier.init.source: imagenet` takes torchvision's ImageNet weights from a local folder or the
-torch hub cache; `synthetic` pretrains on the generated source task. Either way the file holds the
+torch hub cache; `synthetic` pretrains on the generated source task; `random` draws random weights
+(a control, or a stand-in where the ImageNet files are absent). Either way the file holds the
 backbone only: every regime puts a new 3-class head on it.
 """
 
 import argparse
+
+import torch
 
 from kitti_pipeline.classifiers import HEAD_KEYS, build_classifier, load_backbone
 from kitti_pipeline.files import atomic_path, write_json
@@ -28,6 +31,10 @@ def main(argv=None):
     if cfg.source == "imagenet":
         state = load_imagenet_state(args.arch, cfg.imagenet_dir)
         info = {"weights": f"{args.arch} IMAGENET1K_V1"}
+    elif cfg.source == "random":
+        torch.manual_seed(cfg.seed)
+        state = build_classifier(args.arch, len(params.data.classes)).state_dict()
+        info = {"weights": f"{args.arch} random initialisation, seed {cfg.seed}"}
     else:
         state, info = pretrain_on_source(
             args.arch,

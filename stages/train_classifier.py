@@ -1,7 +1,8 @@
 """Stage `train_classifier`: one (architecture, regime, seed) run of the classifier study.
 
 Checkpoints after every epoch; a rerun after an interruption resumes from the checkpoint when
-the run's params, data, starting weights and library code are unchanged.
+the run's params, data, starting weights and library code are unchanged. Started by
+`torchrun --nproc-per-node=N`, it trains data-parallel (see `kitti_pipeline.distributed`).
 """
 
 import argparse
@@ -11,10 +12,11 @@ from pathlib import Path
 import torch
 
 from kitti_pipeline.classifiers import build_classifier, count_parameters, load_backbone
+from kitti_pipeline.distributed import close_world, init_world
 from kitti_pipeline.engine import FitConfig, fit, load_crops
 from kitti_pipeline.files import atomic_path, read_csv, sha256_file, write_csv
 from kitti_pipeline.params import load_params, params_to_dict
-from kitti_pipeline.provenance import code_version, resolve_device, source_hash
+from kitti_pipeline.provenance import code_version, source_hash
 from kitti_pipeline.weights import load_init
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
@@ -35,7 +37,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     params = load_params(args.params)
     classes, cfg = params.data.classes, params.classifier.train
-    device = resolve_device(cfg.device)
+    world, device = init_world(cfg.device)
     run = f"{args.arch}-{args.regime}-s{args.seed}"
 
     rows = read_csv(args.split)
@@ -56,6 +58,7 @@ def main(argv=None):
         "split": sha256_file(args.split),
         "source": source_hash(),
         "init": sha256_file(args.init) if args.regime != "scratch" else None,
+        "processes": world.size,
     }
     version = code_version()
     resume = None
@@ -87,10 +90,14 @@ def main(argv=None):
         fit_cfg,
         args.seed,
         resume,
-        save_checkpoint,
+        save_checkpoint if world.main else None,
         description=run,
+        world=world,
     )
     seconds = time.perf_counter() - began
+    close_world(world)
+    if not world.main:
+        return
     trainable, total = count_parameters(model)
     with atomic_path(args.model) as tmp:
         torch.save(
@@ -105,6 +112,7 @@ def main(argv=None):
                 "history": history,
                 "train_seconds": seconds,
                 "device": str(device),
+                "processes": world.size,
                 "params": params_to_dict(cfg),
                 "code_version": version,
             },

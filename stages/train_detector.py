@@ -4,6 +4,7 @@
 from random weights. Every `eval_every` epochs and at the last, the run is evaluated on the val
 frames and its weights saved in the checkpoints folder; the resumable state is saved after every
 epoch, and a rerun after an interruption continues from it when nothing it depends on changed.
+Started by `torchrun --nproc-per-node=N`, it trains data-parallel (`kitti_pipeline.distributed`).
 """
 
 import argparse
@@ -16,15 +17,18 @@ import torch
 
 from kitti_pipeline.darknet import build_darknet, init_prediction_biases, transfer_weights
 from kitti_pipeline.detector_engine import fit_detector, load_split, save_detector
+from kitti_pipeline.distributed import close_world, init_world
 from kitti_pipeline.files import atomic_dir, atomic_path, sha256_file, write_csv
 from kitti_pipeline.params import load_params, params_to_dict
-from kitti_pipeline.provenance import code_version, resolve_device, source_hash
+from kitti_pipeline.provenance import code_version, source_hash
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--run", required=True, choices=["transfer", "scratch"])
+    parser.add_argument(
+        "--run-name", dest="run", required=True, choices=["transfer", "scratch"]
+    )  # not `--run`: torchrun would take it for its own `--run-path`
     parser.add_argument("--frames", required=True, help="frames folder (images/, labels/)")
     parser.add_argument("--split", required=True, help="the crop split, read per frame")
     parser.add_argument("--init", required=True, help="init .weights file (unused by scratch)")
@@ -35,7 +39,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     params = load_params(args.params)
     det, cfg = params.detector, params.detector.train
-    device = resolve_device(cfg.device)
+    world, device = init_world(cfg.device)
     train, val = (
         load_split(args.frames, args.split, name, det.classes, det.img_size).to(device)
         for name in ("train", "val")
@@ -61,6 +65,7 @@ def main(argv=None):
         "split": sha256_file(args.split),
         "source": source_hash(),
         "init": sha256_file(args.init) if args.run == "transfer" else None,
+        "processes": world.size,
     }
     checkpoints = Path(args.checkpoints)
     last_path = checkpoints / "last.pt"
@@ -70,7 +75,7 @@ def main(argv=None):
         if saved.get("key") == key:
             resume = saved
             print(f"{args.run}: resuming after epoch {saved['epoch']}")
-    if resume is None and checkpoints.exists():
+    if world.main and resume is None and checkpoints.exists():
         shutil.rmtree(checkpoints)  # another configuration's checkpoints
     checkpoints.mkdir(parents=True, exist_ok=True)
     version = code_version()
@@ -92,11 +97,15 @@ def main(argv=None):
         det.evaluate.conf_threshold,
         det.evaluate.nms_iou,
         resume,
-        on_eval=save_evaluated,
-        on_epoch=save_last,
+        on_eval=save_evaluated if world.main else None,
+        on_epoch=save_last if world.main else None,
         description=args.run,
+        world=world,
     )
     seconds = time.perf_counter() - began
+    close_world(world)
+    if not world.main:
+        return
     best = max(history, key=lambda row: (row["AP50"], -row["epoch"]))
     cfg_text = Path(det.cfg).read_text()
     common = {
@@ -107,6 +116,7 @@ def main(argv=None):
         "train_frames": len(train.stems),
         "train_seconds": seconds,
         "device": str(device),
+        "processes": world.size,
         "params": params_to_dict(det),
         "code_version": version,
     }

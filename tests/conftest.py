@@ -7,23 +7,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kitti_pipeline.profiles import merge_overrides, read_profile
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def shrink(raw: dict) -> dict:
-    """The repo's params.yaml, made small enough for a test: few frames, tiny crops and images."""
-    raw["synthesize"]["frames"] = 24
-    raw["crop"]["image_size"] = 32
-    raw["split"]["train_crops"] = 60
-    raw["split"]["val_crops"] = 20
-    raw["classifier"]["init"].update(pretrain_images=40, pretrain_image_size=32, pretrain_epochs=1)
-    raw["classifier"]["train"].update(epochs=2, batch_size=16)
-    raw["classifier"]["bootstrap"] = 50
-    detector = raw["detector"]
-    detector["img_size"] = 128
-    detector["init"].update(pretrain_frames=10, pretrain_epochs=1, pretrain_batch_size=8)
-    detector["train"].update(epochs=2, eval_every=1, batch_size=8, warmup_steps=2)
-    detector["evaluate"]["pictures"] = 2
+    """The repo's params.yaml with the `ci` profile applied: few frames, tiny crops and images."""
+    merge_overrides(raw, read_profile("ci"))
     return raw
 
 

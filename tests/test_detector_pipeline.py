@@ -35,7 +35,7 @@ def train(stage, params, out, run):
         "train_detector",
         "--params",
         params,
-        "--run",
+        "--run-name",
         run,
         "--frames",
         out / "frames",
@@ -185,3 +185,16 @@ def test_init_from_a_darknet_file_checks_its_sha256(stage, params_file, tmp_path
     with pytest.raises(ValueError, match="sha256 is .*, expected 0000"):
         initialise(stage, params_file, tmp_path)
     assert not (tmp_path / "init.weights").exists()
+
+
+def test_random_init_writes_the_weights_of_a_seeded_model(stage, params_file, tmp_path):
+    torch.manual_seed(3)
+    reference = build_darknet(ROOT / "cfg" / "yolov3-tiny-small.cfg", num_classes=80)
+    write_weights(reference, tmp_path / "reference.weights")
+    raw = yaml.safe_load(params_file.read_text())
+    raw["detector"]["init"].update(source="random", seed=3)
+    params_file.write_text(yaml.safe_dump(raw))
+    initialise(stage, params_file, tmp_path)
+    info = json.loads((tmp_path / "init.json").read_text())
+    assert (info["source"], info["file_classes"], info["loaded_convolutions"]) == ("random", 80, 11)
+    assert (tmp_path / "init.weights").read_bytes() == (tmp_path / "reference.weights").read_bytes()

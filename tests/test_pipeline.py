@@ -12,7 +12,7 @@ import pytest
 
 from kitti_pipeline.files import read_csv
 
-from .conftest import ROOT, shrink
+from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -84,21 +84,24 @@ def test_same_seed_gives_byte_identical_outputs(stage, params_file, tmp_path):
         assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path
 
 
-def test_dvc_repro_then_no_op_then_an_experiment(tmp_path, dvc_bin):
-    """`dvc repro` twice (the second does nothing), then `dvc exp run -S` on a classifier knob
-    reruns only the classifier stages, on a detector knob only the detector stages, and
-    `dvc metrics diff` shows the change."""
-    import yaml
-
-    for name in ("dvc.yaml", "stages", "kitti_pipeline", "cfg"):
+def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
+    """The whole pipeline under DVC on the `ci` profile, in a copy of the repository:
+    `dvc repro` writes every metrics file and the report, a second run does nothing,
+    `dvc exp run -S` on a classifier knob reruns only the classifier stages (and on a detector
+    knob only the detector stages), `dvc metrics diff --md` shows the change, and a local DVC
+    remote carries every output to a fresh clone."""
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("dvc.yaml", "params.yaml", "stages", "kitti_pipeline", "cfg", "profiles"):
         src = ROOT / name
         copy = shutil.copytree if src.is_dir() else shutil.copy
-        copy(src, tmp_path / name)
-    raw = shrink(yaml.safe_load((ROOT / "params.yaml").read_text()))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+        copy(src, repo / name)
+    (repo / "reports").mkdir()
+    shutil.copy(ROOT / "reports/published.yaml", repo / "reports")
+    bin_dir = os.path.dirname(sys.executable)
     env = {
         **os.environ,
-        "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "DVC_NO_ANALYTICS": "1",
         "GIT_AUTHOR_NAME": "t",
         "GIT_AUTHOR_EMAIL": "t@t",
@@ -106,39 +109,92 @@ def test_dvc_repro_then_no_op_then_an_experiment(tmp_path, dvc_bin):
         "GIT_COMMITTER_EMAIL": "t@t",
     }
 
-    def run(*cmd):
+    def run(*cmd, cwd=repo):
         return subprocess.run(
-            cmd, cwd=tmp_path, env=env, check=True, capture_output=True, text=True
+            cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True
         ).stdout
 
+    assert "crop.image_size" in run(os.path.join(bin_dir, "kitti-profile"), "ci")
     run("git", "init", "-q")
     run(dvc_bin, "init", "-q")
     first = run(dvc_bin, "repro")
-    assert "Running stage 'classifier_report'" in first
+    assert "Running stage 'report'" in first
     second = run(dvc_bin, "repro")
     assert "Running stage" not in second and "up to date" in second
+
+    # Every metrics file declared in dvc.yaml is there and parses; no stage left an error.
     shown = json.loads(run(dvc_bin, "metrics", "show", "--json"))
-    metrics = next(iter(shown.values()))["data"]
+    workspace = next(iter(shown.values()))
+    assert "error" not in workspace
+    metrics = workspace["data"]
+    expected = {"metrics/dataset.json", "metrics/classifier_summary.json"}
+    expected |= {f"metrics/init/{a}.json" for a in ("resnet18", "mobilenet_v2")}
+    expected |= {f"metrics/detector/{r}.json" for r in ("init", "transfer", "scratch")}
+    expected |= {
+        f"metrics/classifier/{a}-{r}-s0.json"
+        for a in ("resnet18", "mobilenet_v2")
+        for r in ("scratch", "frozen", "finetune")
+    }
+    assert set(metrics) == expected
+    assert all("error" not in m and m["data"] for m in metrics.values())
     assert metrics["metrics/dataset.json"]["data"]["crops"]["all"]["total"] > 0
+    summary = metrics["metrics/classifier_summary.json"]["data"]
     for arch in ("resnet18", "mobilenet_v2"):
         for regime in ("scratch", "frozen", "finetune"):
-            assert 0 <= metrics[f"metrics/classifier/{arch}-{regime}-s0.json"]["data"]["mCA"] <= 1
+            run_metrics = metrics[f"metrics/classifier/{arch}-{regime}-s0.json"]["data"]
+            assert 0 <= run_metrics["mCA"] <= 1
+            assert summary[arch][regime]["mCA"] == run_metrics["mCA"]
     for run_name in ("transfer", "scratch"):
         detector = metrics[f"metrics/detector/{run_name}.json"]["data"]
         assert 0 <= detector["best"]["Car"]["AP50"] <= 1 and detector["last"]["epoch"] == 2
-    assert len(list((tmp_path / "plots/detector/pictures").glob("*.png"))) == 2
-    assert (tmp_path / "reports/detector_table.md").read_text().count("| Yes |") == 4
+    assert len(list((repo / "plots/detector/pictures").glob("*.png"))) == 2
+    assert (repo / "reports/detector_table.md").read_text().count("| Yes |") == 4
+
+    # The report: every table, six confusion matrices, and the HTML copy with each image inline.
+    report = (repo / "reports/REPORT.md").read_text()
+    for heading in ("Table 1", "Table 4", "Table 5", "Table 6", "Loss curves", "Detections"):
+        assert heading in report
+    assert "profile `ci`" in report
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
+    assert sum("plots/classifier/confusion/" in i for i in images) == 6
+    assert all((repo / "reports" / i).exists() for i in images)
+    html = (repo / "reports/REPORT.html").read_text()
+    assert html.count('src="data:image/png;base64,') == len(images)
 
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline")
     experiment = run(dvc_bin, "exp", "run", "-S", "classifier.train.lr=0.001")
     ran = set(re.findall(r"Running stage '([^@']+)", experiment))
-    assert ran == {"train_classifier", "evaluate_classifier", "classifier_report"}
+    assert ran == {"train_classifier", "evaluate_classifier", "classifier_report", "report"}
     diff = json.loads(run(dvc_bin, "metrics", "diff", "--json"))
     assert any(path.startswith("metrics/classifier/") for path in diff)
+    table = run(dvc_bin, "metrics", "diff", "--md")
+    assert table.startswith("| Path") and "| metrics/classifier_summary.json" in table
+    assert (
+        "profile `ci with classifier.train.lr changed`" in (repo / "reports/REPORT.md").read_text()
+    )
 
     run("git", "reset", "-q", "--hard")  # back to the baseline, then a detector knob
     run(dvc_bin, "checkout", "--force")
     experiment = run(dvc_bin, "exp", "run", "-S", "detector.train.lr=0.002")
     ran = set(re.findall(r"Running stage '([^@']+)", experiment))
-    assert ran == {"train_detector", "evaluate_detector", "detector_report", "detection_pictures"}
+    assert ran == {
+        "train_detector",
+        "evaluate_detector",
+        "detector_report",
+        "detection_pictures",
+        "report",
+    }
+
+    # A local-directory remote: push the baseline's outputs, pull them into a fresh clone.
+    run("git", "reset", "-q", "--hard")
+    run(dvc_bin, "checkout", "--force")
+    run(dvc_bin, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+    run("git", "commit", "-qam", "a DVC remote")
+    run(dvc_bin, "push")
+    run("git", "clone", "-q", str(repo), str(tmp_path / "clone"), cwd=tmp_path)
+    clone = tmp_path / "clone"
+    run(dvc_bin, "pull", cwd=clone)
+    for path in ("models/detector/transfer/best.pt", "data/split.csv", "reports/REPORT.html"):
+        assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
+    assert "up to date" in run(dvc_bin, "repro", cwd=clone)

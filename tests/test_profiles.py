@@ -1,0 +1,82 @@
+"""Profiles applied to params.yaml: values set, comments kept, bad profiles refused."""
+
+import shutil
+
+import pytest
+import yaml
+
+from kitti_pipeline.params import ParamsError, load_params
+from kitti_pipeline.profiles import apply_profile, describe_profile, merge_overrides, read_profile
+
+from .conftest import ROOT
+
+
+@pytest.fixture
+def params_copy(tmp_path):
+    path = tmp_path / "params.yaml"
+    shutil.copy(ROOT / "params.yaml", path)
+    return path
+
+
+def test_the_demo_profile_is_what_params_yaml_holds(params_copy):
+    assert apply_profile("demo", params_copy) == []
+    assert yaml.safe_load(params_copy.read_text()) == yaml.safe_load(
+        (ROOT / "params.yaml").read_text()
+    )
+
+
+def test_study_profile_then_demo_profile(params_copy):
+    changed = apply_profile("study", params_copy)
+    assert "detector.cfg" in changed and "classifier.train.epochs" in changed
+    params = load_params(params_copy)
+    assert params.data.frames == "data/kitti_subset"
+    assert (params.crop.image_size, params.split.train_crops) == (128, 1500)
+    assert (params.classifier.train.lr, params.classifier.train.batch_size) == (1e-4, 8)
+    assert params.classifier.train.epochs == 20 and params.classifier.init.source == "imagenet"
+    assert params.detector.cfg == "cfg/yolov3.cfg" and params.detector.init.source == "darknet"
+    assert (params.detector.train.epochs, params.detector.train.eval_every) == (200, 5)
+    text = params_copy.read_text()
+    assert "# study: 128" in text and "image_size: 128" in text  # comments survive
+    assert "test_crops: null" in text  # nulls stay spelt out
+    assert describe_profile(yaml.safe_load(text)) == "study"
+
+    apply_profile("demo", params_copy)
+    assert yaml.safe_load(params_copy.read_text()) == yaml.safe_load(
+        (ROOT / "params.yaml").read_text()
+    )
+
+
+@pytest.mark.parametrize(
+    ("profile", "message"),
+    [
+        ("crop:\n  imag_size: 128\n", "unknown key 'crop.imag_size'"),
+        ("crop:\n  image_size: big\n", "'crop.image_size' must be int"),
+        ("classifier:\n  regimes: [scratch, thawed]\n", "'classifier.regimes[1]' must be one of"),
+    ],
+)
+def test_a_bad_profile_is_refused_and_params_stay(params_copy, tmp_path, profile, message):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(profile)
+    before = params_copy.read_text()
+    with pytest.raises(ParamsError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        apply_profile(bad, params_copy)
+    assert params_copy.read_text() == before
+
+
+def test_describe_names_the_closest_profile_and_what_changed(params_copy):
+    raw = yaml.safe_load(params_copy.read_text())
+    assert describe_profile(raw) == "demo"
+    raw["classifier"]["train"]["lr"] = 0.001
+    assert describe_profile(raw) == "demo with classifier.train.lr changed"
+    # ci does not set the learning rate; the demo's value is its value.
+    apply_profile("ci", params_copy)
+    raw = yaml.safe_load(params_copy.read_text())
+    assert describe_profile(raw) == "ci"
+    raw["classifier"]["train"]["lr"] = 0.001
+    assert describe_profile(raw) == "ci with classifier.train.lr changed"
+
+
+def test_demo_profile_lists_every_key_another_profile_sets():
+    demo = read_profile("demo")
+    for name in ("study", "ci"):
+        merge_overrides(demo, read_profile(name))  # raises on a key the demo lacks

@@ -1,0 +1,75 @@
+"""The report's pieces, against values worked out by hand."""
+
+import base64
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from kitti_pipeline.report import dataset_table, html_report
+from kitti_pipeline.tables import markdown_tables, summarise_seeds
+
+CLASSES = ("Car", "Person", "Cyclist")
+
+
+def test_table_1_by_hand_with_a_published_figure():
+    dataset = {
+        "crops": {
+            split: {"total": t, "Car": c, "Person": p, "Cyclist": y}
+            for split, (t, c, p, y) in {
+                "train": (10, 8, 1, 1),
+                "val": (3, 3, 0, 0),
+                "test": (4, 2, 1, 1),
+                "all": (17, 13, 2, 2),
+            }.items()
+        },
+        "frames": {"train": 5, "val": 1, "test": 2, "read": 8},
+    }
+    lines = dataset_table(dataset, CLASSES, {"train": {"total": 1500}}).splitlines()
+    assert lines[0] == "| Split | Frames | Total | Car | Person | Cyclist |"
+    assert lines[2] == "| train | 5 | 10 (1500) | 8 | 1 | 1 |"
+    assert lines[5] == "| all | 8 | 17 | 13 | 2 | 2 |"
+
+
+def run_metrics(mca: float, car: float) -> dict:
+    return {
+        "mCA": mca,
+        "mF1": mca,
+        "mPrecision": mca,
+        "mRecall": mca,
+        "accuracy": car,
+        "per_class": {k: {"accuracy": car} for k in CLASSES},
+        "ci95": {m: {"low": 0.0, "high": 1.0} for m in ("mCA", "mF1")},
+        "params": {"trainable": 1539, "total": 11_178_051},
+    }
+
+
+def test_seeds_give_mean_and_sample_std():
+    runs = {
+        ("resnet18", "frozen", 0): run_metrics(0.5, 0.9),
+        ("resnet18", "frozen", 1): run_metrics(0.7, 0.8),
+    }
+    cell = summarise_seeds(runs, CLASSES)["resnet18"]["frozen"]
+    # mean (0.5 + 0.7) / 2 = 0.6; sample std sqrt(((0.1)^2 + (0.1)^2) / 1) = 0.1414
+    assert cell["mCA"] == pytest.approx(0.6) and cell["mCA_std"] == pytest.approx(2**0.5 / 10)
+    assert cell["acc_Car"] == pytest.approx(0.85) and cell["seeds"] == 2
+    assert cell["trainable_params"] == 1539
+    published = {"resnet18": {"frozen": {"mCA": 0.812}}}
+    tables = markdown_tables(
+        summarise_seeds(runs, CLASSES), runs, CLASSES, ["frozen"], published
+    ).splitlines()
+    row = next(line for line in tables if line.startswith("| ResNet18 pretrained, frozen"))
+    assert row.split(" | ")[1] == "0.600 ± 0.141 (0.812)"
+    assert row.endswith("| 1,539 |")
+
+
+def test_html_inlines_every_image(tmp_path):
+    (tmp_path / "figures").mkdir()
+    Image.fromarray(np.zeros((4, 6, 3), np.uint8)).save(tmp_path / "figures/a.png")
+    markdown = "# Title\n\n| a | b |\n|---|---|\n| 1 | 2 |\n\n![a](figures/a.png)\n"
+    html = html_report(markdown, tmp_path)
+    assert "<table>" in html and "<td>2</td>" in html
+    encoded = html.split('src="data:image/png;base64,')[1].split('"')[0]
+    assert base64.b64decode(encoded) == (tmp_path / "figures/a.png").read_bytes()
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        html_report("![b](missing.png)\n", tmp_path)
