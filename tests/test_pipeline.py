@@ -170,6 +170,10 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     assert any(path.startswith("metrics/classifier/") for path in diff)
     table = run(dvc_bin, "metrics", "diff", "--md")
     assert table.startswith("| Path") and "| metrics/classifier_summary.json" in table
+    # Curves and confusion matrices of both revisions, for `dvc plots diff` to draw side by side.
+    plots = json.loads(run(dvc_bin, "plots", "diff", "--json"))["data"]
+    for name in ("classifier_val_loss", "plots/classifier/predictions/resnet18-finetune-s0.csv"):
+        assert set(plots[name][0]["revisions"]) == {"workspace", "HEAD"}
     assert (
         "profile `ci with classifier.train.lr changed`" in (repo / "reports/REPORT.md").read_text()
     )
