@@ -54,7 +54,10 @@ class World:
         """`value` summed over every process (itself when there is one)."""
         if self.size == 1:
             return value
-        total = torch.tensor([value], dtype=torch.float64)
+        # NCCL reduces only CUDA tensors; gloo takes CPU ones.
+        on_gpu = dist.get_backend() == dist.Backend.NCCL
+        device = torch.device("cuda", torch.cuda.current_device()) if on_gpu else None
+        total = torch.tensor([value], dtype=torch.float64, device=device)
         dist.all_reduce(total)
         return total.item()
 

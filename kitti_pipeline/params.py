@@ -221,11 +221,19 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     """
     path = Path(path)
     with path.open() as f:
-        raw = yaml.safe_load(f) or {}
+        return params_from_dict(yaml.safe_load(f), str(path))
+
+
+def params_from_dict(raw: Any, source: str = "params") -> Params:
+    """Check plain params (as `yaml.safe_load` gives them) against `Params`.
+
+    Raises:
+        ParamsError: naming `source` and the dotted key that is unknown, missing or mistyped.
+    """
     try:
-        return _build(Params, raw, "")
+        return _build(Params, raw or {}, "")
     except ParamsError as err:
-        raise ParamsError(f"{path}: {err}") from None
+        raise ParamsError(f"{source}: {err}") from None
 
 
 def params_to_dict(params: Any) -> Any:

@@ -19,7 +19,7 @@ import yaml
 from ruamel.yaml import YAML
 
 from kitti_pipeline.files import write_text
-from kitti_pipeline.params import Params, ParamsError, _build
+from kitti_pipeline.params import ParamsError, params_from_dict
 
 PROFILES_DIR = Path(__file__).resolve().parents[1] / "profiles"
 
@@ -102,10 +102,7 @@ def apply_profile(profile: str | Path, params_path: str | Path = "params.yaml") 
     out = io.StringIO()
     rt.dump(doc, out)
     text = out.getvalue()
-    try:
-        _build(Params, yaml.safe_load(text), "")
-    except ParamsError as err:
-        raise ParamsError(f"{path} applied to {params_path}: {err}") from None
+    params_from_dict(yaml.safe_load(text), f"{path} applied to {params_path}")
     write_text(params_path, text)
     return changed
 
@@ -122,9 +119,8 @@ def describe_profile(raw: dict[str, Any], profiles_dir: str | Path = PROFILES_DI
     for path in sorted(Path(profiles_dir).glob("*.yaml")):
         values = copy.deepcopy(demo)
         merge_overrides(values, read_profile(path))
-        candidates.append(
-            (len(differing_keys(raw, values)), differing_keys(raw, values), path.stem)
-        )
+        keys = differing_keys(raw, values)
+        candidates.append((len(keys), keys, path.stem))
     _, keys, name = min(candidates)
     return name if not keys else f"{name} with {', '.join(keys)} changed"
 

@@ -31,6 +31,8 @@ from kitti_pipeline.tables import (
     with_published,
 )
 
+LOSS_FIGURES = {"resnet18": 3, "mobilenet_v2": 5}  # the study's figure numbers
+
 
 @dataclass(frozen=True)
 class ReportInputs:
@@ -127,7 +129,7 @@ def compose_report(
         ]
         out += [" ".join(images), ""]
     out += ["### Loss curves", ""]
-    for number, arch in zip((3, 5), cfg.archs, strict=False):
+    for arch in cfg.archs:
         panels = [
             (
                 REGIME_NAMES[regime],
@@ -140,7 +142,8 @@ def compose_report(
         ]
         name = f"loss_{arch}.png"
         figures[name] = loss_curves_figure(panels, f"{ARCH_NAMES.get(arch, arch)}: loss curves")
-        out += [link(figures_dir / name, f"Figure {number}: {arch} loss curves"), ""]
+        figure = f"Figure {LOSS_FIGURES[arch]}" if arch in LOSS_FIGURES else "Figure"
+        out += [link(figures_dir / name, f"{figure}: {arch} loss curves"), ""]
 
     metrics = {
         run: json.loads((inputs.detector_runs / f"{run}.json").read_text()) for run in det.runs
