@@ -27,6 +27,7 @@ from kitti_pipeline.tables import (
     RUN_NAMES,
     detector_table,
     markdown_tables,
+    read_classifier_runs,
     summarise_seeds,
     with_published,
 )
@@ -109,14 +110,7 @@ def compose_report(
         f"starting weights `{cfg.init.source}`. With several seeds a cell is mean ± std.",
         "",
     ]
-    runs = {
-        (arch, regime, seed): json.loads(
-            (inputs.classifier_runs / f"{arch}-{regime}-s{seed}.json").read_text()
-        )
-        for arch in cfg.archs
-        for regime in cfg.regimes
-        for seed in cfg.seeds
-    }
+    runs = read_classifier_runs(inputs.classifier_runs, cfg)
     summary = summarise_seeds(runs, classes)
     out += [markdown_tables(summary, runs, classes, cfg.regimes, published.get("classifier"))]
 

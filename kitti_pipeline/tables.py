@@ -8,7 +8,12 @@ interval over test crops, the noise that a single test set carries.
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
+
+from kitti_pipeline.params import ClassifierParams
 
 COLUMNS = ("mCA", "mF1", "mPrecision", "mRecall")
 ARCH_NAMES = {"resnet18": "ResNet18", "mobilenet_v2": "MobileNetV2"}
@@ -17,6 +22,18 @@ REGIME_NAMES = {
     "frozen": "pretrained, frozen",
     "finetune": "pretrained, fine-tuned",
 }
+
+
+def read_classifier_runs(folder: str | Path, cfg: ClassifierParams) -> dict:
+    """Every classifier run's metrics: (arch, regime, seed) -> `<arch>-<regime>-s<seed>.json`."""
+    return {
+        (arch, regime, seed): json.loads(
+            (Path(folder) / f"{arch}-{regime}-s{seed}.json").read_text()
+        )
+        for arch in cfg.archs
+        for regime in cfg.regimes
+        for seed in cfg.seeds
+    }
 
 
 def row_values(metrics: dict, classes: tuple[str, ...]) -> dict[str, float]:

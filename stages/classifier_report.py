@@ -1,12 +1,10 @@
 """Stage `classifier_report`: Tables 4 and 5 from every classifier run's metrics."""
 
 import argparse
-import json
-from pathlib import Path
 
 from kitti_pipeline.files import write_json, write_text
 from kitti_pipeline.params import load_params
-from kitti_pipeline.tables import markdown_tables, summarise_seeds
+from kitti_pipeline.tables import markdown_tables, read_classifier_runs, summarise_seeds
 
 
 def main(argv=None):
@@ -19,12 +17,7 @@ def main(argv=None):
     params = load_params(args.params)
     cfg, classes = params.classifier, params.data.classes
 
-    runs = {}
-    for arch in cfg.archs:
-        for regime in cfg.regimes:
-            for seed in cfg.seeds:
-                path = Path(args.runs) / f"{arch}-{regime}-s{seed}.json"
-                runs[arch, regime, seed] = json.loads(path.read_text())
+    runs = read_classifier_runs(args.runs, cfg)
     summary = summarise_seeds(runs, classes)
     write_json(args.summary, summary)
     header = (
