@@ -2,10 +2,10 @@
 
 The baseline is the loop of torchvision's transfer-learning tutorial: an ImageFolder of PNGs
 decoded by PIL every epoch, a DataLoader, fp32, and in the frozen case a full forward pass per
-batch with gradients only for the head. Ours is `kitti_pipeline.engine.fit`: crops decoded once
-into a uint8 tensor on the device, flips there, bf16 autocast and channels_last on CUDA, and in the
-frozen regime backbone features computed once. Both train the same model on the same crops for
-the same epochs, in this process; wall time includes loading.
+batch with gradients only for the head. Ours is `kitti_pipeline.classify.train.fit`: crops
+decoded once into a uint8 tensor on the device, flips there, bf16 autocast and channels_last on
+CUDA, and in the frozen regime backbone features computed once. Both train the same model on the
+same crops for the same epochs, in this process; wall time includes loading.
 
     python bench/classifier_speed.py                       # CPU-sized defaults
     python bench/classifier_speed.py --images 1500 --size 128 --epochs 20   # the study's sizes
@@ -27,10 +27,11 @@ from timing import device_name, timed
 from torch import nn
 from torchvision import datasets, transforms
 
-from kitti_pipeline.classifiers import build_classifier, trainable_parameters
-from kitti_pipeline.engine import IMAGENET_MEAN, IMAGENET_STD, FitConfig, fit, load_crops
-from kitti_pipeline.provenance import code_version, resolve_device
-from kitti_pipeline.source_task import render_source_image
+from kitti_pipeline.classify.models import build_classifier, trainable_parameters
+from kitti_pipeline.classify.train import IMAGENET_MEAN, IMAGENET_STD, FitConfig, fit, load_crops
+from kitti_pipeline.core.device import resolve_device
+from kitti_pipeline.core.version import code_version
+from kitti_pipeline.pretrain.imagenet import render_object_image
 
 CLASSES = ("Car", "Person", "Cyclist")
 
@@ -42,7 +43,7 @@ def write_image_folder(root: Path, count: int, size: int) -> list[dict]:
     for i in range(count):
         name = CLASSES[i % len(CLASSES)]
         (root / name).mkdir(parents=True, exist_ok=True)
-        Image.fromarray(render_source_image(rng, size, i % 10)).save(root / name / f"{i:05d}.png")
+        Image.fromarray(render_object_image(rng, size, i % 10)).save(root / name / f"{i:05d}.png")
         rows.append({"crop": f"{name}/{i:05d}.png", "class": name})
     return rows
 

@@ -3,7 +3,7 @@ frames/s with BatchNorm folded into the convolutions against the same model unfo
 
 Training, baseline: a Dataset that decodes each frame's PNG and letterboxes it at every step, a
 DataLoader with workers, random flips, fp32: the usual YOLOv3 loop. Ours:
-`kitti_pipeline.detector_engine.train_one_epoch` on frames letterboxed once into a uint8 tensor
+`kitti_pipeline.detect.train.train_one_epoch` on frames letterboxed once into a uint8 tensor
 on the device, flips there, bf16 autocast on CUDA. Both train the same model on the same KITTI-
 sized synthetic frames for the same epochs in this process; wall time includes loading.
 Inference: forward pass, decoding and NMS on letterboxed frames in eval mode, batch 1 and 16.
@@ -25,15 +25,15 @@ import numpy as np
 import torch
 from timing import device_name, timed
 
-from kitti_pipeline.boxes import normalise
-from kitti_pipeline.darknet import build_darknet, fuse_batchnorm, init_prediction_biases
-from kitti_pipeline.detection_data import letterbox, load_frame
-from kitti_pipeline.detector_engine import load_detection_set, train_one_epoch
-from kitti_pipeline.engine import autocast
-from kitti_pipeline.labels import format_yolo_line
-from kitti_pipeline.provenance import code_version, resolve_device
-from kitti_pipeline.synthetic import render_frame
-from kitti_pipeline.yolo import detect, scales_of, yolo_loss
+from kitti_pipeline.core.device import autocast, resolve_device
+from kitti_pipeline.core.version import code_version
+from kitti_pipeline.data.boxes import normalise
+from kitti_pipeline.data.labels import format_yolo_line
+from kitti_pipeline.data.synthetic import render_frame
+from kitti_pipeline.detect.darknet import build_darknet, fuse_batchnorm, init_prediction_biases
+from kitti_pipeline.detect.data import letterbox, load_detection_set, load_frame
+from kitti_pipeline.detect.train import train_one_epoch
+from kitti_pipeline.detect.yolo import detect, scales_of, yolo_loss
 
 MIX = {"Car": 0.80, "Person": 0.15, "Cyclist": 0.05}
 

@@ -30,10 +30,11 @@ import torch
 import yaml
 from timing import device_name
 
-from kitti_pipeline.params import load_params
-from kitti_pipeline.profiles import apply_profile
-from kitti_pipeline.provenance import code_version, resolve_device
-from kitti_pipeline.weights import find_imagenet_file
+from kitti_pipeline.core.device import resolve_device
+from kitti_pipeline.core.params import load_params
+from kitti_pipeline.core.profiles import apply_profile
+from kitti_pipeline.core.version import code_version
+from kitti_pipeline.pretrain.real_weights import find_imagenet_file
 
 ROOT = Path(__file__).resolve().parents[1]
 

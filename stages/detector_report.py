@@ -1,21 +1,17 @@
 """Stage `detector_report`: Table 6 from both detector runs' test metrics."""
 
-import argparse
 import json
 from pathlib import Path
 
-from kitti_pipeline.files import write_text
-from kitti_pipeline.params import load_params
-from kitti_pipeline.tables import detector_table
+from kitti_pipeline.core.files import write_text
+from kitti_pipeline.core.stages import parse_stage
+from kitti_pipeline.report.tables import detector_table
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--runs", required=True, help="folder of per-run metrics JSON")
-    parser.add_argument("--table", required=True, help="Markdown table to write")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
+    args, params = parse_stage(
+        __doc__, argv, runs="folder of per-run metrics JSON", table="Markdown table to write"
+    )
     det = params.detector
     runs = {run: json.loads((Path(args.runs) / f"{run}.json").read_text()) for run in det.runs}
     frames = next(iter(runs.values()))["test_frames"]

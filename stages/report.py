@@ -5,30 +5,31 @@ pictures, each with the data, profile, seeds and code version behind it. On the 
 study's published figures (`--published`) stand in brackets beside ours.
 """
 
-import argparse
 from pathlib import Path
 
 import yaml
 
-from kitti_pipeline.files import atomic_dir, write_text
-from kitti_pipeline.params import load_params
-from kitti_pipeline.profiles import describe_profile
-from kitti_pipeline.provenance import code_version
-from kitti_pipeline.report import ReportInputs, compose_report, html_report
+from kitti_pipeline.core.files import atomic_dir, write_text
+from kitti_pipeline.core.profiles import describe_profile
+from kitti_pipeline.core.stages import parse_stage
+from kitti_pipeline.core.version import code_version
+from kitti_pipeline.report.document import ReportInputs, compose_report, html_report
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--profiles", required=True, help="folder of profiles, to name ours")
-    parser.add_argument("--published", required=True, help="YAML: the study's figures")
-    for name in ReportInputs.__dataclass_fields__:
-        parser.add_argument(f"--{name.replace('_', '-')}", required=True, type=Path)
-    parser.add_argument("--figures", required=True, help="folder for the report's own figures")
-    parser.add_argument("--out", required=True, help="the Markdown report")
-    parser.add_argument("--html", required=True, help="the HTML copy, images inlined")
-    args = parser.parse_args(argv)
-    params = load_params(args.params)
+    args, params = parse_stage(
+        __doc__,
+        argv,
+        profiles="folder of profiles, to name ours",
+        published="YAML: the study's figures",
+        **{
+            name: (Path, "an input, as dvc.yaml names it")
+            for name in ReportInputs.__dataclass_fields__
+        },
+        figures="folder for the report's own figures",
+        out="the Markdown report",
+        html="the HTML copy, images inlined",
+    )
     profile = describe_profile(yaml.safe_load(Path(args.params).read_text()), args.profiles)
     published = yaml.safe_load(Path(args.published).read_text()) if profile == "study" else None
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kitti_pipeline.profiles import merge_overrides, read_profile
+from kitti_pipeline.core.profiles import merge_overrides, read_profile
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torchvision.ops import box_convert
 
-from kitti_pipeline.boxes import clip, denormalise, intersection_area, normalise
+from kitti_pipeline.data.boxes import clip, denormalise, intersection_area, normalise
 
 
 def test_denormalise_centred_box_by_hand():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
-from kitti_pipeline.files import read_csv
+from kitti_pipeline.core.files import read_csv
 
 from .test_pipeline import run_data_stages
 

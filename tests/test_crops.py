@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kitti_pipeline.crops import DatasetError, crop_frame, list_frames
-from kitti_pipeline.labels import LabelError
+from kitti_pipeline.data.crops import DatasetError, crop_frame, list_frames
+from kitti_pipeline.data.labels import LabelError
 
 CLASSES = ("Car", "Person", "Cyclist")
 OPTIONS = dict(

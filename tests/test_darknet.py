@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from kitti_pipeline.darknet import (
+from kitti_pipeline.detect.darknet import (
     CfgError,
     _conv_tensors,
     build_darknet,
@@ -179,7 +179,7 @@ def test_a_model_builds_from_cfg_text():
 
 
 def test_yolo_strides_come_from_the_layers():
-    from kitti_pipeline.yolo import scales_of
+    from kitti_pipeline.detect.yolo import scales_of
 
     assert [s.stride for s in scales_of(build_darknet(YOLOV3))] == [32, 16, 8]
     assert [s.stride for s in scales_of(build_darknet(TINY))] == [32, 16]
@@ -196,7 +196,7 @@ def test_small_width_demo_model():
 
 
 def test_fused_batchnorm_gives_the_same_outputs():
-    from kitti_pipeline.darknet import fuse_batchnorm
+    from kitti_pipeline.detect.darknet import fuse_batchnorm
 
     torch.manual_seed(0)
     model = build_darknet(TINY, num_classes=1)
@@ -215,7 +215,7 @@ def test_fused_batchnorm_gives_the_same_outputs():
 
 
 def test_objectness_prior():
-    from kitti_pipeline.darknet import init_prediction_biases
+    from kitti_pipeline.detect.darknet import init_prediction_biases
 
     model = build_darknet(TINY, num_classes=1)
     init_prediction_biases(model, 0.01)

@@ -8,8 +8,8 @@ import torch
 import yaml
 from PIL import Image
 
-from kitti_pipeline.darknet import build_darknet, write_weights
-from kitti_pipeline.files import read_csv
+from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.detect.darknet import build_darknet, write_weights
 
 from .conftest import ROOT
 from .test_pipeline import run_data_stages

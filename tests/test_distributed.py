@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from kitti_pipeline.distributed import World
-from kitti_pipeline.files import read_csv
+from kitti_pipeline.core.distributed import World
+from kitti_pipeline.core.files import read_csv
 
 from .conftest import ROOT
 from .test_classifier_pipeline import train_and_evaluate

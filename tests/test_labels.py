@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from kitti_pipeline.labels import (
+from kitti_pipeline.data.labels import (
     KITTI_CLASS_MAP,
     LabelError,
     kitti_to_yolo,

@@ -1,7 +1,7 @@
 import pytest
 import yaml
 
-from kitti_pipeline.params import ParamsError, load_params
+from kitti_pipeline.core.params import ParamsError, load_params
 
 from .conftest import ROOT
 

@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from kitti_pipeline.files import read_csv
+from kitti_pipeline.core.files import read_csv
 
 from .conftest import ROOT
 

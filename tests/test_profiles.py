@@ -5,8 +5,13 @@ import shutil
 import pytest
 import yaml
 
-from kitti_pipeline.params import ParamsError, load_params
-from kitti_pipeline.profiles import apply_profile, describe_profile, merge_overrides, read_profile
+from kitti_pipeline.core.params import ParamsError, load_params
+from kitti_pipeline.core.profiles import (
+    apply_profile,
+    describe_profile,
+    merge_overrides,
+    read_profile,
+)
 
 from .conftest import ROOT
 

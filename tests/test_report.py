@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from kitti_pipeline.report import dataset_table, html_report
-from kitti_pipeline.tables import markdown_tables, summarise_seeds
+from kitti_pipeline.report.document import dataset_table, html_report
+from kitti_pipeline.report.tables import markdown_tables, summarise_seeds
 
 CLASSES = ("Car", "Person", "Cyclist")
 

@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from kitti_pipeline.splits import count_table, frames_by_split, split_frames
+from kitti_pipeline.data.splits import count_table, frames_by_split, split_frames
 
 CLASSES = ("Car", "Person", "Cyclist")
 

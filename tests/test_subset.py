@@ -3,8 +3,8 @@ import json
 import pytest
 from PIL import Image
 
-from kitti_pipeline.crops import DatasetError
-from kitti_pipeline.subset import main, select_frames
+from kitti_pipeline.data.crops import DatasetError
+from kitti_pipeline.data.subset import main, select_frames
 
 CAR = "Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59\n"
 PED = "Pedestrian 0.00 1 0.21 423.17 173.67 433.17 224.03 1.60 0.38 0.30 -5.99 1.85 32.92 0.03\n"

@@ -2,9 +2,9 @@ from collections import Counter
 
 import numpy as np
 
-from kitti_pipeline.boxes import normalise
-from kitti_pipeline.labels import KITTI_CLASS_MAP, format_yolo_line, kitti_to_yolo
-from kitti_pipeline.synthetic import render_frame
+from kitti_pipeline.data.boxes import normalise
+from kitti_pipeline.data.labels import KITTI_CLASS_MAP, format_yolo_line, kitti_to_yolo
+from kitti_pipeline.data.synthetic import render_frame
 
 CLASSES = ("Car", "Person", "Cyclist")
 MIX = {"Car": 0.78, "Person": 0.17, "Cyclist": 0.05}

@@ -1,4 +1,4 @@
-from kitti_pipeline.tables import detector_table
+from kitti_pipeline.report.tables import detector_table
 
 
 def checkpoint(epoch, ap, levels=True):

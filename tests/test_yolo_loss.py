@@ -4,7 +4,7 @@ import pytest
 import torch
 from torchvision.ops import box_iou, nms
 
-from kitti_pipeline.yolo import Scale, decode, detect, yolo_loss
+from kitti_pipeline.detect.yolo import Scale, decode, detect, yolo_loss
 
 # One 64x64 input, one scale with a 2x2 grid (stride 32) and three anchors, one class.
 SCALE = Scale(anchors=((10, 13), (30, 30), (60, 40)), stride=32)

@@ -1,0 +1,358 @@
+"""Training and evaluation loops for the crop classifiers.
+
+Speed comes from not redoing work: crops are decoded once into a uint8 tensor that lives on the
+training device, flips happen there, and in the frozen regime the backbone's features, which
+cannot change, are computed once (for each crop and its mirror image) and only the head is trained
+on them. On CUDA the forward pass runs in bfloat16 autocast with channels_last tensors.
+
+Reproducibility: batch order and flips come from a generator seeded by (seed, epoch), and the
+global RNG state (dropout) travels in the checkpoint, so a resumed run continues exactly where
+an uninterrupted one would be.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from rich.progress import Progress
+from torch import nn
+
+from kitti_pipeline.classify.model_files import load_init
+from kitti_pipeline.classify.models import (
+    backbone,
+    build_classifier,
+    count_parameters,
+    head,
+    load_backbone,
+    set_train_mode,
+    trainable_parameters,
+)
+from kitti_pipeline.core.device import autocast
+from kitti_pipeline.core.distributed import SINGLE, World
+from kitti_pipeline.core.files import read_csv, sha256_file
+from kitti_pipeline.core.params import ClassifierTrainParams, params_to_dict
+from kitti_pipeline.core.resumable import Resumable, epoch_generator
+from kitti_pipeline.core.version import code_version, library_hash
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+EVAL_BATCH = 256
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """What `fit` needs from the training params."""
+
+    optimizer: str
+    lr: float
+    batch_size: int
+    epochs: int
+    augment: bool
+    cache_frozen_features: bool
+    amp: bool
+
+
+def load_crops(crops_dir: str | Path, rows: list[dict], classes: tuple[str, ...]):
+    """Decode crops once.
+
+    Args:
+        crops_dir: The crop stage's folder.
+        rows: Manifest rows (`crop`, `class`) to load.
+        classes: Class names in id order.
+
+    Returns:
+        images (N, 3, S, S) uint8 and labels (N,) int64.
+    """
+    if not rows:
+        raise ValueError(f"no crops to load from {crops_dir}")
+    arrays = []
+    for r in rows:
+        with Image.open(Path(crops_dir) / r["crop"]) as image:
+            arrays.append(np.asarray(image.convert("RGB")))
+    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    labels = torch.tensor([classes.index(r["class"]) for r in rows], dtype=torch.int64)
+    return images, labels
+
+
+def normalise_images(images: torch.Tensor) -> torch.Tensor:
+    """uint8 (B, 3, H, W) -> float (B, 3, H, W) with ImageNet mean and std."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    x = images.float().div_(255).sub_(mean).div_(std)
+    if images.device.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9)
+    raise ValueError(f"Invalid optimizer {name!r}: expected 'adam' or 'sgd'")
+
+
+@torch.no_grad()
+def extract_features(model: nn.Module, images: torch.Tensor, amp: bool = False) -> torch.Tensor:
+    """Backbone features of uint8 images, in eval mode: (N, 3, H, W) -> (N, F) float32."""
+    net = backbone(model)
+    was_training = [m.training for m in net.modules()]
+    net.eval()
+    out = []
+    for start in range(0, len(images), EVAL_BATCH):
+        with autocast(images.device, amp):
+            out.append(net(normalise_images(images[start : start + EVAL_BATCH])).float())
+    for m, mode in zip(net.modules(), was_training, strict=True):
+        m.training = mode
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, images: torch.Tensor, amp: bool = False) -> torch.Tensor:
+    """Logits for uint8 images in eval mode: (N, 3, H, W) -> (N, C) float32."""
+    model.eval()
+    out = []
+    for start in range(0, len(images), EVAL_BATCH):
+        with autocast(images.device, amp):
+            out.append(model(normalise_images(images[start : start + EVAL_BATCH])).float())
+    return torch.cat(out)
+
+
+def fit(
+    model: nn.Module,
+    regime: str,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    cfg: FitConfig,
+    seed: int,
+    resume: dict | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    description: str = "train",
+    world: World = SINGLE,
+) -> list[dict]:
+    """Train `model` in `regime` for `cfg.epochs`, validating after each epoch.
+
+    Args:
+        model: The classifier, already on its device, with its new head.
+        regime: `scratch`, `frozen` or `finetune`.
+        train, val: (uint8 images, labels) on the model's device.
+        cfg: Optimizer, learning rate, batch size, epochs, augmentation, speed options.
+        seed: Fixes batch order and flips of every epoch.
+        resume: A checkpoint from `on_epoch` to continue from, or None.
+        on_epoch: Called after each epoch with a checkpoint dict (model, optimizer, RNG state,
+            epoch, history); the caller saves it.
+        description: Label of the progress bar.
+        world: The data-parallel processes (`kitti_pipeline.core.distributed`); each trains on its
+            slice of every batch. Only rank 0 shows progress; `on_epoch` runs on every rank.
+
+    Returns:
+        One dict per epoch: epoch, train_loss, train_acc, val_loss, val_acc.
+
+    Raises:
+        FloatingPointError: when a loss is not finite.
+    """
+    params = trainable_parameters(model, regime)
+    optimizer = make_optimizer(cfg.optimizer, params, cfg.lr)
+    history, start = [], 1
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        torch.set_rng_state(resume["rng"])
+        if "cuda_rng" in resume and torch.cuda.is_available():
+            torch.cuda.set_rng_state(resume["cuda_rng"])
+        history, start = list(resume["history"]), resume["epoch"] + 1
+
+    device = train[0].device
+    cached = regime == "frozen" and cfg.cache_frozen_features
+    if cached:
+        # The frozen backbone is a fixed function: its features of each crop and of its mirror
+        # image are all a flip-augmented head ever sees.
+        feats = extract_features(model, train[0], cfg.amp)
+        feats_flipped = extract_features(model, train[0].flip(-1), cfg.amp) if cfg.augment else None
+        val_feats = extract_features(model, val[0], cfg.amp)
+
+    # DDP all-reduces the gradients of whichever module the forward pass goes through.
+    net = world.wrap(head(model) if cached else model)
+    n = len(train[1])
+    with Progress(transient=True, disable=not world.main) as progress:
+        for epoch in range(start, cfg.epochs + 1):
+            task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
+            generator = epoch_generator(seed, epoch)
+            order = torch.randperm(n, generator=generator)
+            flips = torch.rand(n, generator=generator) < 0.5 if cfg.augment else None
+            set_train_mode(model, regime)
+            total_loss, correct = 0.0, 0
+            for batch in order.split(cfg.batch_size):
+                mine, weight = world.shard(batch)
+                labels = train[1][mine]
+                with autocast(device, cfg.amp):
+                    if cached:
+                        x = feats[mine]
+                        if flips is not None:
+                            x = torch.where(flips[mine, None].to(device), feats_flipped[mine], x)
+                        logits = net(x)
+                    else:
+                        images = train[0][mine]
+                        if flips is not None:
+                            mask = flips[mine].to(device).view(-1, 1, 1, 1)
+                            images = torch.where(mask, images.flip(-1), images)
+                        logits = net(normalise_images(images))
+                    loss = F.cross_entropy(logits.float(), labels) * weight
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"{description}: loss is {loss.item()} at epoch {epoch}; "
+                        f"lower the learning rate (now {cfg.lr})"
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total_loss += loss.item() * len(batch) / world.size
+                if weight > 0:
+                    correct += int((logits.argmax(1) == labels).sum())
+                progress.advance(task, len(batch))
+            total_loss, correct = world.sum(total_loss), world.sum(correct)
+
+            if cached:
+                model.eval()
+                with torch.no_grad(), autocast(device, cfg.amp):
+                    val_logits = head(model)(val_feats).float()
+            else:
+                val_logits = predict(model, val[0], cfg.amp)
+            history.append(
+                {
+                    "epoch": epoch,
+                    "train_loss": total_loss / n,
+                    "train_acc": correct / n,
+                    "val_loss": F.cross_entropy(val_logits, val[1]).item(),
+                    "val_acc": (val_logits.argmax(1) == val[1]).float().mean().item(),
+                }
+            )
+            progress.remove_task(task)
+            last = history[-1]
+            if world.main:
+                progress.console.print(
+                    f"{description} epoch {epoch}/{cfg.epochs}: train loss "
+                    f"{last['train_loss']:.4f} acc {last['train_acc']:.3f}, "
+                    f"val loss {last['val_loss']:.4f} acc {last['val_acc']:.3f}"
+                )
+            if on_epoch is not None:
+                on_epoch(
+                    {
+                        "epoch": epoch,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "rng": torch.get_rng_state(),
+                        **(
+                            {"cuda_rng": torch.cuda.get_rng_state()}
+                            if device.type == "cuda"
+                            else {}
+                        ),
+                        "history": history,
+                    }
+                )
+    return history
+
+
+def train_classifier(
+    arch: str,
+    regime: str,
+    seed: int,
+    crops: str | Path,
+    split: str | Path,
+    init: str | Path,
+    checkpoint: str | Path,
+    classes: tuple[str, ...],
+    cfg: ClassifierTrainParams,
+    world: World = SINGLE,
+    device: torch.device | None = None,
+) -> tuple[nn.Module, dict]:
+    """One (architecture, regime, seed) run of the classifier study, resumed when it can be.
+
+    The checkpoint is saved after every epoch and resumed from when the run's params, split,
+    starting weights, library code and process count are those it was saved under.
+
+    Args:
+        arch, regime, seed: The run.
+        crops, split: The crop stage's folder and the split CSV.
+        init: The init-weights file of `arch` (unread by `scratch`).
+        checkpoint: The run's checkpoint file.
+        classes: Class names in id order.
+        cfg: The training params.
+        world: The data-parallel processes (`core.distributed`).
+        device: Where to train (default: the CPU).
+
+    Returns:
+        The trained model (on `device`) and its record for `save_classifier`: the run, classes,
+        parameter counts, per-epoch history, seconds, device, params and code version.
+    """
+    device = device or torch.device("cpu")
+    run = f"{arch}-{regime}-s{seed}"
+    rows = read_csv(split)
+    train, val = (
+        tuple(
+            t.to(device) for t in load_crops(crops, [r for r in rows if r["split"] == s], classes)
+        )
+        for s in ("train", "val")
+    )
+    torch.manual_seed(seed)
+    model = build_classifier(arch, len(classes))
+    if regime != "scratch":
+        load_backbone(model, arch, load_init(init, arch)["state_dict"], str(init))
+    model.to(device)
+    if device.type == "cuda":
+        model.to(memory_format=torch.channels_last)
+
+    key = {
+        "run": run,
+        "train": params_to_dict(cfg),
+        "classes": list(classes),
+        "split": sha256_file(split),
+        "source": library_hash(),
+        "init": sha256_file(init) if regime != "scratch" else None,
+        "processes": world.size,
+    }
+    version = code_version()
+    resumable = Resumable(Path(checkpoint), key, version, writer=world.main)
+    resume = resumable.load()
+    if resume is not None:
+        print(f"{run}: resuming after epoch {resume['epoch']}")
+    fit_cfg = FitConfig(
+        cfg.optimizer,
+        cfg.lr,
+        cfg.batch_size,
+        cfg.epochs,
+        cfg.augment,
+        cfg.cache_frozen_features,
+        cfg.amp,
+    )
+    on_epoch = resumable.save if world.main else None
+    began = time.perf_counter()
+    history = fit(model, regime, train, val, fit_cfg, seed, resume, on_epoch, run, world)
+    seconds = time.perf_counter() - began
+    trainable, total = count_parameters(model)
+    if world.main:
+        print(
+            f"{run}: {seconds:.1f}s, val acc {history[-1]['val_acc']:.3f}, "
+            f"trainable {trainable:,} of {total:,} parameters"
+        )
+    return model, {
+        "arch": arch,
+        "regime": regime,
+        "seed": seed,
+        "classes": list(classes),
+        "trainable_params": trainable,
+        "total_params": total,
+        "history": history,
+        "train_seconds": seconds,
+        "device": str(device),
+        "processes": world.size,
+        "params": params_to_dict(cfg),
+        "code_version": version,
+    }

@@ -1,0 +1,292 @@
+"""Typed view of params.yaml.
+
+Every section is a frozen dataclass. `load_params` checks the whole file against them, so a
+misspelt, missing or wrongly typed key fails at once with the key's dotted name instead of
+surfacing as a KeyError deep inside a stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+CLASSES = ("Car", "Person", "Cyclist")
+
+
+class ParamsError(ValueError):
+    """params.yaml does not match the dataclasses below."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    """Where the frames come from.
+
+    `frames` is a folder in the study's layout: `images/`, `labels/` (YOLO format) and
+    `classes.txt`. The demo points it at the synthesize stage's output; for real KITTI it points
+    at the subset built by `kitti-subset`.
+    """
+
+    frames: str
+    classes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class SynthesizeParams:
+    """The generated KITTI-like dataset (stage `synthesize`)."""
+
+    seed: int
+    frames: int
+    width: int
+    height: int
+    objects_per_frame: float
+    class_mix: dict[str, float]
+    kitti_labels: bool
+
+
+@dataclass(frozen=True)
+class CropParams:
+    """Denormalise, crop and resize (stage `crop`)."""
+
+    image_size: int
+    resize: Literal["stretch", "pad"]
+    min_box_size: float
+    label_tolerance: float
+    on_bad_input: Literal["error", "skip"]
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    """Leak-free train/val/test split of the crops (stage `split`).
+
+    Sizes are crop counts; `test_crops: null` gives the test split every crop left over.
+    """
+
+    seed: int
+    train_crops: int
+    val_crops: int
+    test_crops: int | None
+
+
+@dataclass(frozen=True)
+class ClassifierInitParams:
+    """Starting weights of the transfer regimes (stage `init_weights`).
+
+    `imagenet` loads torchvision's ImageNet weights from `imagenet_dir` or the torch hub cache;
+    `synthetic` pretrains on the generated stand-in task with the `pretrain_*` settings; `random`
+    draws random weights from `seed` (a no-pretraining control, and a stand-in for timing runs
+    where the ImageNet files are absent).
+    """
+
+    source: Literal["synthetic", "imagenet", "random"]
+    imagenet_dir: str | None
+    seed: int
+    pretrain_images: int
+    pretrain_image_size: int
+    pretrain_epochs: int
+    pretrain_batch_size: int
+    pretrain_lr: float
+
+
+@dataclass(frozen=True)
+class ClassifierTrainParams:
+    """One classifier training run (stage `train_classifier`); the study's Table 2."""
+
+    optimizer: Literal["adam", "sgd"]
+    lr: float
+    batch_size: int
+    epochs: int
+    augment: bool
+    cache_frozen_features: bool
+    device: Literal["auto", "cpu", "cuda"]
+    amp: bool
+
+
+@dataclass(frozen=True)
+class ClassifierParams:
+    """The classifier study: a DVC matrix over `archs` x `regimes` x `seeds`."""
+
+    archs: tuple[Literal["resnet18", "mobilenet_v2"], ...]
+    regimes: tuple[Literal["scratch", "frozen", "finetune"], ...]
+    seeds: tuple[int, ...]
+    init: ClassifierInitParams
+    train: ClassifierTrainParams
+    bootstrap: int
+
+
+@dataclass(frozen=True)
+class DetectorInitParams:
+    """Starting weights of the `transfer` run (stage `init_detector`).
+
+    `darknet` takes a Darknet `.weights` file (COCO's `yolov3.weights` in the study) from a local
+    path, or from a URL into the torch hub cache, and checks its sha256; `weights_classes` is the
+    number of classes it was trained for and `convolutions` how many conv layers it holds (null:
+    all; 52 for the backbone-only `darknet53.conv.74`). `synthetic` pretrains on generated frames
+    of the stand-in task's ten classes with the `pretrain_*` settings (Adam, flips). `random`
+    writes randomly initialised weights (from `seed`, for `weights_classes` classes): a stand-in
+    for timing runs where the COCO file is absent.
+    """
+
+    source: Literal["synthetic", "darknet", "random"]
+    weights: str | None
+    sha256: str | None
+    weights_classes: int
+    convolutions: int | None
+    seed: int
+    pretrain_frames: int
+    pretrain_epochs: int
+    pretrain_batch_size: int
+    pretrain_lr: float
+
+
+@dataclass(frozen=True)
+class DetectorTrainParams:
+    """One detector training run (stage `train_detector`).
+
+    Every `eval_every` epochs (and at the last) the run is checkpointed and evaluated on the val
+    split. `flip` mirrors frames; `scale`, `translate` and `colour` are the ranges of random
+    affine and colour jitter (0 turns each off).
+    """
+
+    optimizer: Literal["adam", "sgd"]
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    warmup_steps: int
+    eval_every: int
+    flip: bool
+    scale: float
+    translate: float
+    colour: float
+    box_loss: Literal["mse", "giou"]
+    ignore_iou: float
+    seed: int
+    device: Literal["auto", "cpu", "cuda"]
+    amp: bool
+
+
+@dataclass(frozen=True)
+class DetectorEvalParams:
+    """Post-processing and reporting of the detector (stages `evaluate_detector`, `pictures`)."""
+
+    conf_threshold: float
+    nms_iou: float
+    pictures: int
+
+
+@dataclass(frozen=True)
+class DetectorParams:
+    """The detector study: YOLOv3 from a Darknet cfg, one run per entry of `runs`.
+
+    `classes` are the classes of `data.classes` the detector learns (the study: Car only).
+    """
+
+    classes: tuple[str, ...]
+    cfg: str
+    img_size: int
+    runs: tuple[Literal["transfer", "scratch"], ...]
+    init: DetectorInitParams
+    train: DetectorTrainParams
+    evaluate: DetectorEvalParams
+
+
+@dataclass(frozen=True)
+class Params:
+    data: DataParams
+    synthesize: SynthesizeParams
+    crop: CropParams
+    split: SplitParams
+    classifier: ClassifierParams
+    detector: DetectorParams
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read a params file into `Params`.
+
+    Args:
+        path: A YAML file with one mapping per section of `Params`.
+
+    Returns:
+        The frozen, type-checked parameters.
+
+    Raises:
+        ParamsError: naming the file and the dotted key that is unknown, missing or mistyped.
+    """
+    path = Path(path)
+    with path.open() as f:
+        return params_from_dict(yaml.safe_load(f), str(path))
+
+
+def params_from_dict(raw: Any, source: str = "params") -> Params:
+    """Check plain params (as `yaml.safe_load` gives them) against `Params`.
+
+    Raises:
+        ParamsError: naming `source` and the dotted key that is unknown, missing or mistyped.
+    """
+    try:
+        return _build(Params, raw or {}, "")
+    except ParamsError as err:
+        raise ParamsError(f"{source}: {err}") from None
+
+
+def params_to_dict(params: Any) -> Any:
+    """The plain-Python form of a params dataclass, for checkpoints and reports."""
+    return dataclasses.asdict(params)
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ParamsError(f"'{prefix or '<top>'}' must be a mapping, got {type(raw).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(names))
+    if unknown:
+        raise ParamsError(f"unknown key '{_join(prefix, unknown[0])}' (expected one of {names})")
+    missing = [n for n in names if n not in raw]
+    if missing:
+        raise ParamsError(f"missing key '{_join(prefix, missing[0])}'")
+    return cls(**{n: _convert(hints[n], raw[n], _join(prefix, n)) for n in names})
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, key)
+    if origin is Literal:
+        if value not in args:
+            raise ParamsError(f"'{key}' must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ParamsError(f"'{key}' must be a list, got {value!r}")
+        return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ParamsError(f"'{key}' must be a mapping, got {value!r}")
+        return {
+            _convert(args[0], k, f"{key} key"): _convert(args[1], v, f"{key}.{k}")
+            for k, v in value.items()
+        }
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is a subclass of int: `frames: true` must not pass as 1.
+    if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
+        raise ParamsError(f"'{key}' must be {hint.__name__}, got {value!r}")
+    return value
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name

@@ -1,0 +1,139 @@
+"""Profiles: named sets of params that switch the whole pipeline between scales.
+
+`params.yaml` is the offline demo. A profile (`profiles/<name>.yaml`) holds only the keys that
+differ, nested as in params.yaml; `kitti-profile <name>` writes them into params.yaml. The file
+is edited round-trip with ruamel.yaml (already a DVC dependency, and what `dvc exp run -S` uses),
+so its comments and layout survive, and the result is checked against the typed params before
+it replaces params.yaml.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import io
+from pathlib import Path
+from typing import Any
+
+import yaml
+from ruamel.yaml import YAML
+
+from kitti_pipeline.core.files import write_text
+from kitti_pipeline.core.params import ParamsError, params_from_dict
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+
+
+def profile_path(name: str | Path) -> Path:
+    """A profile's file: a path as given, or a name under `profiles/`."""
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    found = PROFILES_DIR / f"{name}.yaml"
+    if not found.exists():
+        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
+        raise FileNotFoundError(f"no profile {name!r}: expected one of {known} or a .yaml path")
+    return found
+
+
+def read_profile(name: str | Path) -> dict:
+    path = profile_path(name)
+    overrides = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(overrides, dict):
+        raise ParamsError(f"{path}: a profile must be a mapping of params sections")
+    return overrides
+
+
+def merge_overrides(target: dict, overrides: dict, prefix: str = "") -> None:
+    """Write `overrides` into `target` in place, refusing keys that `target` does not have.
+
+    A nested mapping is merged key by key; any other value (a list included) replaces the old one.
+
+    Raises:
+        ParamsError: naming the dotted key that is not in `target`.
+    """
+    for key, value in overrides.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in target:
+            raise ParamsError(f"unknown key '{dotted}'")
+        if isinstance(value, dict) and isinstance(target[key], dict):
+            merge_overrides(target[key], value, dotted)
+        else:
+            target[key] = value
+
+
+def differing_keys(raw: dict, overrides: dict, prefix: str = "") -> list[str]:
+    """Dotted keys whose value in `raw` is not the profile's: empty when `raw` is on the profile."""
+    keys = []
+    for key, value in overrides.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+            keys += differing_keys(raw[key], value, dotted)
+        elif raw.get(key) != value:
+            keys.append(dotted)
+    return keys
+
+
+def apply_profile(profile: str | Path, params_path: str | Path = "params.yaml") -> list[str]:
+    """Rewrite `params_path` with a profile's values, keeping its comments.
+
+    Returns:
+        The dotted keys whose values changed.
+
+    Raises:
+        ParamsError: when the profile names a key params.yaml lacks, or the result does not
+            type-check; params.yaml is then left untouched.
+    """
+    path, params_path = profile_path(profile), Path(params_path)
+    overrides = read_profile(path)
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 100
+    # Keep `null` written out, as params.yaml spells it, instead of an empty value.
+    rt.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    doc = rt.load(params_path.read_text())
+    changed = differing_keys(doc, overrides)
+    try:
+        merge_overrides(doc, overrides)
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err} (not in {params_path})") from None
+    out = io.StringIO()
+    rt.dump(doc, out)
+    text = out.getvalue()
+    params_from_dict(yaml.safe_load(text), f"{path} applied to {params_path}")
+    write_text(params_path, text)
+    return changed
+
+
+def describe_profile(raw: dict[str, Any], profiles_dir: str | Path = PROFILES_DIR) -> str:
+    """The profile that plain params `raw` are on, e.g. `study`, or the closest one and the keys
+    changed from it, e.g. `demo with classifier.train.lr changed`.
+
+    A profile is compared as the demo's values with its own on top, so a key only the demo
+    lists (every key some profile sets) still counts.
+    """
+    demo = read_profile(Path(profiles_dir) / "demo.yaml")
+    candidates = []
+    for path in sorted(Path(profiles_dir).glob("*.yaml")):
+        values = copy.deepcopy(demo)
+        merge_overrides(values, read_profile(path))
+        keys = differing_keys(raw, values)
+        candidates.append((len(keys), keys, path.stem))
+    _, keys, name = min(candidates)
+    return name if not keys else f"{name} with {', '.join(keys)} changed"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description="Write a profile's params into params.yaml (comments kept).",
+        epilog="Profiles: " + ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))),
+    )
+    parser.add_argument("profile", help="a name under profiles/ (study, demo, ci) or a .yaml path")
+    parser.add_argument("--params", default="params.yaml")
+    args = parser.parse_args(argv)
+    changed = apply_profile(args.profile, args.params)
+    print(f"{args.params}: {len(changed)} value(s) set from {profile_path(args.profile)}")
+    for key in changed:
+        print(f"  {key}")

@@ -1,0 +1,176 @@
+"""A leak-free train/val/test split: stratified by class, grouped by source frame.
+
+Crops of one frame share its scene, lighting and often the same car seen twice; putting them in
+two splits would leak test information into training. So whole frames are assigned to splits,
+greedily, each frame going to the split whose per-class quotas it helps fill the most. Frames
+holding rare classes are placed first, while every split still has room for them. Sizes are met
+as closely as whole frames allow; the sizes reached are reported, not assumed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+import numpy as np
+
+from kitti_pipeline.core.params import SplitParams
+
+SPLITS = ("train", "val", "test")
+
+
+def split_frames(
+    frame_classes: dict[str, list[str]],
+    classes: tuple[str, ...],
+    train_crops: int,
+    val_crops: int,
+    test_crops: int | None,
+    seed: int,
+) -> dict[str, str]:
+    """Assign every frame to `train`, `val` or `test`.
+
+    Args:
+        frame_classes: Frame -> the class of each of its crops.
+        classes: All class names.
+        train_crops, val_crops: Target crop counts.
+        test_crops: Target crop count, or None for every crop left over.
+        seed: Breaks ties between frames of the same make-up.
+
+    Returns:
+        Frame -> split name.
+
+    Raises:
+        ValueError: when the targets ask for more crops than exist.
+    """
+    total = sum(len(v) for v in frame_classes.values())
+    asked = train_crops + val_crops + (test_crops or 0)
+    if min(train_crops, val_crops, test_crops or 0) < 0:
+        raise ValueError("split sizes must not be negative")
+    if asked > total:
+        raise ValueError(
+            f"the split asks for {asked} crops "
+            f"(train {train_crops}, val {val_crops}, test {test_crops}) "
+            f"but the crop stage produced only {total}"
+        )
+    sizes = np.array(
+        [
+            train_crops,
+            val_crops,
+            total - train_crops - val_crops if test_crops is None else test_crops,
+        ],
+        dtype=float,
+    )
+    counts = {
+        f: np.array([Counter(c)[k] for k in classes], dtype=float) for f, c in frame_classes.items()
+    }
+    share = sum(counts.values()) / max(total, 1)  # (K,) class proportions
+    quota = sizes[:, None] * share[None, :]  # (3, K) crops of each class each split should get
+    filled = np.zeros_like(quota)
+
+    rng = np.random.default_rng(seed)
+    frames = sorted(frame_classes)
+    rng.shuffle(frames)
+    rarity = 1.0 / np.maximum(sum(counts.values()), 1)
+    frames.sort(key=lambda f: -float(counts[f] @ rarity))  # stable: ties keep the shuffle
+
+    assignment = {}
+    for frame in frames:
+        c = counts[frame]
+        need = (quota - filled) / np.maximum(quota, 1e-9)  # (3, K) relative room left
+        need[quota == 0] = -1.0  # never put a class into a split that should hold none
+        score = need @ c
+        # A split already at its size takes nothing more unless every split is.
+        full = filled.sum(1) + c.sum() > sizes + 0.5 * c.sum()
+        score[full] -= 1e6
+        choice = int(np.argmax(score))
+        assignment[frame] = SPLITS[choice]
+        filled[choice] += c
+    return assignment
+
+
+def split_rows(rows: list[dict], classes: tuple[str, ...], cfg: SplitParams) -> list[dict]:
+    """The crop manifest's rows with a `split` column, whole frames to a split (`split_frames`)."""
+    frame_classes = defaultdict(list)
+    for row in rows:
+        frame_classes[row["frame"]].append(row["class"])
+    assignment = split_frames(
+        dict(frame_classes), classes, cfg.train_crops, cfg.val_crops, cfg.test_crops, cfg.seed
+    )
+    return [{**r, "split": assignment[r["frame"]]} for r in rows]
+
+
+def dataset_metrics(rows: list[dict], crop_summary: dict, classes, cfg: SplitParams) -> dict:
+    """The dataset's metrics: Table 1, frames per split, the sizes asked for, and the skips.
+
+    Args:
+        rows: The split file's rows.
+        crop_summary: The crop stage's `summary.json`.
+        classes: Class names, in column order.
+        cfg: The split params (the sizes asked for).
+    """
+    frames = {s: len({r["frame"] for r in rows if r["split"] == s}) for s in SPLITS}
+    skipped = crop_summary["skipped"]
+    return {
+        "crops": count_table(rows, classes),
+        "frames": {**frames, "read": crop_summary["frames"]},
+        "requested": {"train": cfg.train_crops, "val": cfg.val_crops, "test": cfg.test_crops},
+        "skipped": {"total": sum(skipped.values()), **skipped},
+    }
+
+
+def example_rows(rows: list[dict], classes, seed: int, per_class: int) -> list[dict]:
+    """A few random training crops of every class (so rare classes show too), class by class."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for name in classes:
+        of_class = [r for r in rows if r["split"] == "train" and r["class"] == name]
+        picks = rng.permutation(len(of_class))[:per_class]
+        picked += [of_class[i] for i in sorted(picks)]
+    return picked
+
+
+def count_table(rows: list[dict], classes: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """The study's Table 1: crops per split and class, plus a row for all splits.
+
+    Args:
+        rows: Crop records with `split` and `class`.
+        classes: Class names, in column order.
+
+    Returns:
+        `{split: {"total": n, class: n, ...}}` for each split and `all`.
+    """
+    table = {}
+    for split in (*SPLITS, "all"):
+        chosen = Counter(r["class"] for r in rows if split == "all" or r["split"] == split)
+        table[split] = {"total": sum(chosen.values()), **{k: chosen[k] for k in classes}}
+    return table
+
+
+def frames_by_split(rows: list[dict], stems: list[str]) -> dict[str, list[str]]:
+    """The frames of each split, for the detector: the crop split read per frame.
+
+    Args:
+        rows: The split file's rows (`frame`, `split`, ...).
+        stems: Every frame of the dataset. Frames without a crop (all their objects skipped
+            or none at all) hold nothing to leak, and train as background.
+
+    Returns:
+        Split name -> sorted frame stems.
+
+    Raises:
+        ValueError: when a frame is in two splits or the split names a frame not in `stems`.
+    """
+    assigned: dict[str, str] = {}
+    for row in rows:
+        if assigned.setdefault(row["frame"], row["split"]) != row["split"]:
+            raise ValueError(
+                f"frame {row['frame']} is in both {assigned[row['frame']]} and {row['split']}"
+            )
+    unknown = sorted(set(assigned) - set(stems))
+    if unknown:
+        raise ValueError(
+            f"the split names {len(unknown)} frames not in the dataset, e.g. {unknown[0]}"
+        )
+    out = {name: [] for name in SPLITS}
+    for stem in sorted(stems):
+        out[assigned.get(stem, "train")].append(stem)
+    return out

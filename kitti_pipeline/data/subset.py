@@ -1,0 +1,104 @@
+"""Build the study's subset from an official KITTI object `training/` folder.
+
+    kitti-subset --training /data/kitti/training --out data/kitti_subset --frames 500 --seed 0
+
+picks N frames by seed from `image_2/` + `label_2/`, copies the images, converts the labels to the
+study's YOLO format (Car, Person <- Pedestrian, Cyclist; every other KITTI type ignored and
+counted), keeps the native labels in `label_2/` beside them, and writes `subset.json` recording
+the frames chosen and what was ignored. Point `data.frames` in params.yaml at the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from kitti_pipeline.core.files import atomic_dir, write_json
+from kitti_pipeline.core.params import CLASSES
+from kitti_pipeline.data.crops import IMAGE_SUFFIXES, DatasetError
+from kitti_pipeline.data.labels import KITTI_CLASS_MAP, kitti_to_yolo, read_kitti_labels
+
+
+def select_frames(stems: list[str], count: int, seed: int) -> list[str]:
+    """`count` frames drawn without replacement by `seed`, in sorted order."""
+    if count > len(stems):
+        raise ValueError(f"asked for {count} frames, but only {len(stems)} are available")
+    chosen = np.random.default_rng(seed).choice(sorted(stems), size=count, replace=False)
+    return sorted(str(s) for s in chosen)
+
+
+def kitti_frames(training: Path) -> dict[str, tuple[Path, Path]]:
+    """Frame stem -> (image, label) in a KITTI `training/` folder; unpaired files raise."""
+    images = (
+        {p.stem: p for p in (training / "image_2").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+        if (training / "image_2").is_dir()
+        else {}
+    )
+    labels = (
+        {p.stem: p for p in (training / "label_2").glob("*.txt")}
+        if (training / "label_2").is_dir()
+        else {}
+    )
+    if not images or not labels:
+        raise DatasetError(f"{training}: expected KITTI's image_2/ and label_2/ folders with files")
+    for stem in sorted(labels.keys() ^ images.keys()):
+        path = labels.get(stem) or images[stem]
+        raise DatasetError(
+            f"{path}: no matching {'image' if stem in labels else 'label'} for frame '{stem}'"
+        )
+    return {s: (images[s], labels[s]) for s in images}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--training", type=Path, required=True, help="KITTI object training/ folder"
+    )
+    parser.add_argument("--out", type=Path, required=True, help="subset folder to create")
+    parser.add_argument("--frames", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    available = kitti_frames(args.training)
+    chosen = select_frames(list(available), args.frames, args.seed)
+    ignored = Counter()
+    with atomic_dir(args.out) as out:
+        for sub in ("images", "labels", "label_2"):
+            (out / sub).mkdir()
+        (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+        for stem in chosen:
+            image, label = available[stem]
+            with Image.open(image) as opened:
+                width, height = opened.size
+            lines, skipped = kitti_to_yolo(
+                read_kitti_labels(label), width, height, CLASSES, KITTI_CLASS_MAP, source=label
+            )
+            ignored.update(skipped)
+            shutil.copyfile(image, out / "images" / image.name)
+            shutil.copyfile(label, out / "label_2" / label.name)
+            (out / "labels" / f"{stem}.txt").write_text("".join(f"{x}\n" for x in lines))
+        write_json(
+            out / "subset.json",
+            {
+                "source": str(args.training),
+                "seed": args.seed,
+                "frames": chosen,
+                "class_map": KITTI_CLASS_MAP,
+                "ignored": dict(sorted(ignored.items())),
+            },
+        )
+    print(
+        f"kitti-subset: {len(chosen)} frames written to {args.out}; "
+        f"ignored objects: {dict(sorted(ignored.items())) or 'none'}"
+    )
+
+
+if __name__ == "__main__":
+    main()

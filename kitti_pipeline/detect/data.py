@@ -1,0 +1,207 @@
+"""Frames and boxes for the detector: class filter, letterbox, augmentation, letterboxed sets.
+
+Frames are letterboxed to a square `img_size` (a multiple of 32): scaled so the longer side
+fits, then padded with grey on both sides of the shorter one, as YOLOv3 does. Boxes travel with
+the image through torchvision's transforms v2 as `tv_tensors.BoundingBoxes`, so every resize,
+pad, flip and affine moves them exactly as it moves the pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as TF
+
+from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.data.boxes import clip, denormalise
+from kitti_pipeline.data.labels import read_classes, read_yolo_labels
+from kitti_pipeline.data.splits import frames_by_split
+
+PAD_VALUE = 114
+
+
+def letterbox(
+    image: torch.Tensor, boxes: torch.Tensor, size: int
+) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float, float, float]]:
+    """Scale `image` to fit `size` x `size` and pad it to that square.
+
+    Args:
+        image: (3, H, W) uint8.
+        boxes: (N, 4) xyxy pixels in `image`.
+        size: Side of the square output, a multiple of 32.
+
+    Returns:
+        The (3, size, size) image, the boxes in its pixels, and `(sx, sy, left, top)` such that
+        `x_out = x_in * sx + left`, `y_out = y_in * sy + top`, to map detections back.
+    """
+    if size % 32:
+        raise ValueError(f"img_size must be a multiple of 32, got {size}")
+    h, w = image.shape[-2:]
+    scale = size / max(h, w)
+    new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    img = tv_tensors.Image(image)
+    bb = tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(h, w))
+    img, bb = TF.resize(img, [new_h, new_w], antialias=True), TF.resize(bb, [new_h, new_w])
+    padding = [left, top, size - new_w - left, size - new_h - top]
+    img, bb = TF.pad(img, padding, fill=PAD_VALUE), TF.pad(bb, padding)
+    return (
+        img.as_subclass(torch.Tensor),
+        bb.as_subclass(torch.Tensor),
+        (new_w / w, new_h / h, float(left), float(top)),
+    )
+
+
+def unletterbox(
+    boxes: torch.Tensor, transform: tuple[float, float, float, float], width: int, height: int
+) -> torch.Tensor:
+    """Map boxes from letterboxed pixels back to the original frame, clipped to it."""
+    sx, sy, left, top = transform
+    out = boxes.clone()
+    out[:, [0, 2]] = ((boxes[:, [0, 2]] - left) / sx).clamp(0, width)
+    out[:, [1, 3]] = ((boxes[:, [1, 3]] - top) / sy).clamp(0, height)
+    return out
+
+
+def augmentation(flip: bool, scale: float, translate: float, colour: float) -> v2.Compose:
+    """Random flip, scale/translate and colour jitter that move boxes with the pixels.
+
+    Boxes pushed (almost) out of the frame are removed by `SanitizeBoundingBoxes`, as any
+    detector's augmentation does: the object is no longer in the picture.
+    """
+    steps = []
+    if flip:
+        steps.append(v2.RandomHorizontalFlip())
+    if scale or translate:
+        steps.append(
+            v2.RandomAffine(
+                degrees=0,
+                translate=(translate, translate),
+                scale=(1 - scale, 1 + scale),
+                fill=PAD_VALUE,
+            )
+        )
+    if colour:
+        steps.append(v2.ColorJitter(brightness=colour, contrast=colour, saturation=colour))
+    steps.append(v2.SanitizeBoundingBoxes(min_size=2, labels_getter=lambda inputs: inputs[2]))
+    return v2.Compose(steps)
+
+
+def load_frame(
+    image_path: Path,
+    label_path: Path,
+    num_classes: int,
+    keep: tuple[int, ...],
+    tolerance: float = 0.01,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A frame as (3, H, W) uint8, its boxes (N, 4) xyxy pixels and class ids (N,).
+
+    Only labels whose class id is in `keep` are returned, renumbered 0.. in `keep` order (the
+    study's detector keeps Car only). Malformed labels raise with file and line.
+    """
+    with Image.open(image_path) as opened:
+        pixels = np.array(opened.convert("RGB"))
+    h, w = pixels.shape[:2]
+    boxes, classes = [], []
+    for label in read_yolo_labels(label_path, num_classes, tolerance):
+        if label.class_id in keep:
+            boxes.append(clip(denormalise(label.cx, label.cy, label.w, label.h, w, h), w, h))
+            classes.append(keep.index(label.class_id))
+    return (
+        torch.from_numpy(pixels).permute(2, 0, 1).contiguous(),
+        torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+        torch.tensor(classes, dtype=torch.int64),
+    )
+
+
+@dataclass
+class DetectionSet:
+    images: torch.Tensor  # (N, 3, S, S) uint8, letterboxed
+    targets: list[torch.Tensor]  # per frame (M, 5): class, x1, y1, x2, y2 in letterboxed pixels
+    stems: list[str]
+    letterboxes: list[tuple[float, float, float, float]]  # per frame (sx, sy, left, top)
+    sizes: list[tuple[int, int]]  # per frame original (width, height)
+
+    def to(self, device) -> DetectionSet:
+        return DetectionSet(
+            self.images.to(device),
+            [t.to(device) for t in self.targets],
+            self.stems,
+            self.letterboxes,
+            self.sizes,
+        )
+
+    def select(self, index: slice) -> DetectionSet:
+        """The frames `index` (a slice) of this set."""
+        return DetectionSet(
+            self.images[index],
+            self.targets[index],
+            self.stems[index],
+            self.letterboxes[index],
+            self.sizes[index],
+        )
+
+    def to_frame(self, index: int, rows: torch.Tensor) -> torch.Tensor:
+        """Rows `x1, y1, x2, y2, ...` of frame `index` from letterboxed to original pixels."""
+        out = rows.clone()
+        out[:, :4] = unletterbox(rows[:, :4], self.letterboxes[index], *self.sizes[index])
+        return out
+
+
+def load_detection_set(
+    frames: str | Path,
+    stems: list[str],
+    num_classes: int,
+    keep: tuple[int, ...],
+    img_size: int,
+) -> DetectionSet:
+    """Letterbox the frames `stems` of a frames folder, keeping the classes `keep`."""
+    frames = Path(frames)
+    images, targets, letterboxes, sizes = [], [], [], []
+    for stem in stems:
+        image_path = next(p for p in (frames / "images").glob(f"{stem}.*"))
+        image, boxes, classes = load_frame(
+            image_path, frames / "labels" / f"{stem}.txt", num_classes, keep
+        )
+        sizes.append((image.shape[-1], image.shape[-2]))
+        image, boxes, transform = letterbox(image, boxes, img_size)
+        images.append(image)
+        targets.append(torch.cat([classes[:, None].float(), boxes], 1))
+        letterboxes.append(transform)
+    if not images:
+        return DetectionSet(
+            torch.zeros(0, 3, img_size, img_size, dtype=torch.uint8), [], [], [], []
+        )
+    return DetectionSet(torch.stack(images), targets, list(stems), letterboxes, sizes)
+
+
+def load_split(
+    frames: str | Path, split_path: str | Path, split: str, classes: tuple[str, ...], img_size: int
+) -> DetectionSet:
+    """The frames of one split, letterboxed, keeping `classes` (numbered 0.. in that order).
+
+    Args:
+        frames: A frames folder (`images/`, `labels/`, `classes.txt`).
+        split_path: The crop split file; a frame's split is its crops' split.
+        split: `train`, `val` or `test`.
+        classes: Names from the folder's `classes.txt` the detector learns.
+        img_size: The letterboxed side.
+
+    Raises:
+        ValueError: naming a class that `classes.txt` does not list.
+    """
+    frames = Path(frames)
+    names = read_classes(frames / "classes.txt")
+    for name in classes:
+        if name not in names:
+            raise ValueError(f"detector class {name!r} is not in {frames / 'classes.txt'}: {names}")
+    stems = sorted(p.stem for p in (frames / "images").iterdir())
+    chosen = frames_by_split(read_csv(split_path), stems)[split]
+    keep = tuple(names.index(name) for name in classes)
+    return load_detection_set(frames, chosen, len(names), keep, img_size)

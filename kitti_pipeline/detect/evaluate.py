@@ -1,0 +1,142 @@
+"""A trained run on the test frames: Table 6's figures, its precision-recall curve, pictures.
+
+Detections are mapped back to frame pixels and scored there: precision, recall and F1 at the
+confidence threshold, AP@0.5 (all-point), AP@[.5:.95], KITTI's 40-point AP at IoU 0.7, and,
+when the frames have native `label_2` files, KITTI's easy / moderate / hard AP.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from kitti_pipeline.core.params import DetectorParams
+from kitti_pipeline.data.labels import KITTI_CLASS_MAP, read_kitti_labels
+from kitti_pipeline.detect.darknet import fuse_batchnorm
+from kitti_pipeline.detect.data import DetectionSet, load_split
+from kitti_pipeline.detect.figures import detection_figure
+from kitti_pipeline.detect.metrics import (
+    KITTI_LEVELS,
+    class_summary,
+    detection_summary,
+    interpolated_pr,
+    kitti_level_ap,
+    match,
+)
+from kitti_pipeline.detect.model_files import load_detector
+from kitti_pipeline.detect.predict import detect_frames, predict_detections, read_image
+from kitti_pipeline.detect.yolo import Scale, scales_of
+
+KITTI_TYPES = {study: kitti for kitti, study in KITTI_CLASS_MAP.items()}
+
+
+def evaluate_detector(
+    model: torch.nn.Module,
+    data: DetectionSet,
+    scales: list[Scale],
+    conf_threshold: float,
+    nms_iou: float,
+    class_id: int = 0,
+) -> dict[str, float]:
+    """Precision, recall, F1 at `conf_threshold` and the APs, for `class_id`, on `data`.
+
+    AP ranks every detection above 0.001, as AP needs the whole precision-recall curve.
+    """
+    detections, _ = predict_detections(model, data, scales, 0.001, nms_iou)
+    return class_summary(detections, data, class_id, conf_threshold)
+
+
+def evaluate_run(
+    model_dir: str | Path, frames: str | Path, split: str | Path, det: DetectorParams
+) -> tuple[dict, list[dict]]:
+    """Score a run's `best.pt` and `last.pt` on the test frames.
+
+    Args:
+        model_dir: The run's model folder.
+        frames, split: The frames folder and the crop split (read per frame).
+        det: The detector params (classes, image size, post-processing).
+
+    Returns:
+        The metrics (test frame count; per checkpoint its epoch and, per class, the
+        `detection_summary` with KITTI level APs where `label_2` exists) and the best
+        checkpoint's interpolated precision-recall curve of the first class.
+    """
+    test = load_split(frames, split, "test", det.classes, det.img_size)
+    label_2 = Path(frames) / "label_2"
+    objects = (
+        [read_kitti_labels(label_2 / f"{stem}.txt") for stem in test.stems]
+        if label_2.is_dir()
+        else None
+    )
+    truths = [
+        [test.to_frame(i, t[t[:, 0] == k, 1:]) for i, t in enumerate(test.targets)]
+        for k in range(len(det.classes))
+    ]
+    metrics, pr = {"test_frames": len(test.stems)}, []
+    for name in ("best", "last"):
+        model, info = load_detector(Path(model_dir) / f"{name}.pt")
+        if name == "last" and info["epoch"] == metrics["best"]["epoch"]:
+            metrics["last"] = metrics["best"]  # the same checkpoint
+            continue
+        detections, _ = predict_detections(
+            fuse_batchnorm(model), test, scales_of(model), 0.001, det.evaluate.nms_iou
+        )
+        detections = [test.to_frame(i, d) for i, d in enumerate(detections)]
+        result = {"epoch": info["epoch"]}
+        for k, class_name in enumerate(det.classes):
+            mine = [d[d[:, 5] == k] for d in detections]
+            summary = detection_summary(mine, truths[k], det.evaluate.conf_threshold)
+            if objects is not None and class_name in KITTI_TYPES:
+                iou = 0.7 if class_name == "Car" else 0.5
+                summary["kitti_AP40"] = {
+                    level: kitti_level_ap(mine, objects, KITTI_TYPES[class_name], level, iou)
+                    for level in KITTI_LEVELS
+                }
+            result[class_name] = summary
+            if name == "best" and k == 0:
+                _, hits, n = match(mine, truths[k], 0.5)
+                pr = interpolated_pr(hits, n)
+        metrics[name] = result
+    for name in ("best", "last"):
+        first = metrics[name][det.classes[0]]
+        print(
+            f"{name} (epoch {metrics[name]['epoch']}): P {first['precision']:.3f} "
+            f"R {first['recall']:.3f} AP50 {first['AP50']:.3f} F1 {first['F1']:.3f}"
+        )
+    return metrics, pr
+
+
+def draw_test_frames(
+    models: str | Path, frames: str | Path, split: str | Path, det: DetectorParams
+) -> dict:
+    """The study's Figures 6 to 9: test frames with every run's detections, one panel per run.
+
+    Draws the `det.evaluate.pictures` test frames holding the most ground-truth objects, each
+    run with its best checkpoint, ground truth in green dashes.
+
+    Returns:
+        Frame stem -> its matplotlib Figure.
+    """
+    test = load_split(frames, split, "test", det.classes, det.img_size)
+    busiest = sorted(range(len(test.stems)), key=lambda i: (-len(test.targets[i]), test.stems[i]))
+    chosen = sorted(busiest[: det.evaluate.pictures])
+    images_dir = Path(frames) / "images"
+    paths = [next(images_dir.glob(f"{test.stems[i]}.*")) for i in chosen]
+    images = [read_image(p) for p in paths]
+
+    panels = [[] for _ in chosen]
+    for run in det.runs:
+        model, info = load_detector(Path(models) / run / "best.pt")
+        detections = detect_frames(
+            model, images, det.img_size, det.evaluate.conf_threshold, det.evaluate.nms_iou
+        )
+        for panel, found in zip(panels, detections, strict=True):
+            panel.append((f"{run} (epoch {info['epoch']}): {len(found)} detections", found.numpy()))
+    figures = {}
+    for i, path, panel in zip(chosen, paths, panels, strict=True):
+        truths = test.to_frame(i, test.targets[i][:, 1:]).numpy()
+        image = Image.open(path).convert("RGB")
+        figures[path.stem] = detection_figure(image, panel, det.classes, truths)
+    return figures

@@ -1,0 +1,222 @@
+"""Detection metrics: matching, precision/recall, AP (all-point, COCO-style, KITTI 40-point).
+
+Detections of every test image are ranked by score. Within an image, each detection in turn
+matches the unmatched ground truth it overlaps most, if that IoU reaches the threshold: a true
+positive; otherwise a false positive. Precision and recall then follow down the ranking:
+
+    AP (all-point)   sum over recall steps of (r_k - r_{k-1}) * max precision at recall >= r_k
+                     (PASCAL VOC 2010 onwards);
+    AP@[.5:.95]      the mean of all-point AP at IoU 0.50, 0.55, ..., 0.95 (COCO's summary);
+    KITTI AP40       the mean, over recall 1/40, 2/40, ..., 1, of the max precision at recall >=
+                     that point, at IoU 0.7 for cars; by difficulty from native `label_2` files:
+
+        level      min box height   max occlusion   max truncation
+        easy       40 px            0 (fully visible)   0.15
+        moderate   25 px            1 (partly)          0.30
+        hard       25 px            2 (largely)         0.50
+
+    As in KITTI's devkit, cars outside a level, vans (for cars) and `DontCare` regions are
+    ignored: detections on them neither count nor punish; detections shorter than the level's
+    minimum height are ignored too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchvision.ops import box_iou
+
+from kitti_pipeline.data.labels import KittiObject
+from kitti_pipeline.detect.data import DetectionSet
+
+
+def match(
+    detections: list[torch.Tensor],
+    truths: list[torch.Tensor],
+    iou_threshold: float,
+    ignored: list[torch.Tensor] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Mark each detection true or false positive.
+
+    Args:
+        detections: Per image, (N, 5+) rows `x1, y1, x2, y2, score, ...`.
+        truths: Per image, (M, 4) ground-truth boxes.
+        iou_threshold: Minimum IoU for a match.
+        ignored: Per image, (M,) flags of truths that neither count nor punish: a detection
+            that matches no counted truth but one of these leaves the ranking (KITTI's
+            "don't care" objects and other difficulty levels).
+
+    Returns:
+        Scores and true-positive flags of the ranked detections, sorted by descending score,
+        and the number of counted ground truths.
+    """
+    if ignored is None:
+        ignored = [torch.zeros(len(g), dtype=torch.bool) for g in truths]
+    scores, hits = [], []
+    for dets, gts, skip in zip(detections, truths, ignored, strict=True):
+        order = torch.argsort(dets[:, 4], descending=True, stable=True)
+        dets = dets[order]
+        taken = torch.zeros(len(gts), dtype=torch.bool)
+        ious = box_iou(dets[:, :4], gts[:, :4]) if len(gts) else torch.zeros(len(dets), 0)
+        for k in range(len(dets)):
+            hit = dropped = False
+            for pool in (~skip, skip):  # counted truths first
+                candidates = ious[k].masked_fill(taken | ~pool, -1.0)
+                if len(gts) and candidates.max() >= iou_threshold:
+                    best = int(candidates.argmax())
+                    taken[best] = True
+                    dropped = bool(skip[best])
+                    hit = not dropped
+                    break
+            if not dropped:
+                scores.append(float(dets[k, 4]))
+                hits.append(hit)
+    scores, hits = np.array(scores), np.array(hits, dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    return scores[order], hits[order], sum(int((~s).sum()) for s in ignored)
+
+
+def precision_recall(hits: np.ndarray, num_truths: int) -> tuple[np.ndarray, np.ndarray]:
+    """Precision and recall after each detection down the ranking."""
+    tp = np.cumsum(hits)
+    precision = tp / np.arange(1, len(hits) + 1)
+    recall = tp / max(num_truths, 1)
+    return precision, recall
+
+
+def average_precision(hits: np.ndarray, num_truths: int) -> float:
+    """All-point interpolated AP of ranked detections."""
+    if num_truths == 0 or len(hits) == 0:
+        return 0.0
+    precision, recall = precision_recall(hits, num_truths)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]  # max precision at recall >= r
+    steps = np.diff(np.concatenate([[0.0], recall]))
+    return float((steps * envelope).sum())
+
+
+def interpolated_pr(hits: np.ndarray, num_truths: int, points: int = 101) -> list[dict]:
+    """The precision-recall curve at `points` recall levels 0, ..., 1 (COCO samples 101).
+
+    Precision at recall r is the highest precision reached at any recall >= r (0 past the
+    highest recall reached): the envelope that all-point AP integrates.
+    """
+    levels = np.linspace(0, 1, points)
+    values = np.zeros(points)
+    if len(hits) and num_truths:
+        precision, recall = precision_recall(hits, num_truths)
+        envelope = np.maximum.accumulate(precision[::-1])[::-1]
+        first = np.searchsorted(recall, levels - 1e-12)  # first rank reaching each level
+        reached = first < len(recall)
+        values[reached] = envelope[first[reached]]
+    return [
+        {"recall": float(r), "precision": float(p)} for r, p in zip(levels, values, strict=True)
+    ]
+
+
+def recall_points_ap(hits: np.ndarray, num_truths: int, points: int = 40) -> float:
+    """AP sampled at recall 1/points .. 1 (KITTI's 40-point AP)."""
+    if num_truths == 0 or len(hits) == 0:
+        return 0.0
+    precision, recall = precision_recall(hits, num_truths)
+    total = 0.0
+    for r in np.arange(1, points + 1) / points:
+        reached = precision[recall >= r - 1e-12]
+        total += reached.max() if len(reached) else 0.0
+    return float(total / points)
+
+
+def detection_summary(
+    detections: list[torch.Tensor],
+    truths: list[torch.Tensor],
+    conf_threshold: float,
+) -> dict[str, float]:
+    """Table 6's figures and the COCO- and KITTI-style APs for one model on a test set.
+
+    Precision, recall and F1 count detections scoring at least `conf_threshold` at IoU 0.5.
+    """
+    scores, hits, n = match(detections, truths, 0.5)
+    kept = hits[scores >= conf_threshold]
+    tp = int(kept.sum())
+    precision = tp / len(kept) if len(kept) else 0.0
+    recall = tp / n if n else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    coco = [
+        average_precision(match(detections, truths, t)[1], n) for t in np.arange(0.5, 0.96, 0.05)
+    ]
+    return {
+        "precision": precision,
+        "recall": recall,
+        "AP50": average_precision(hits, n),
+        "F1": f1,
+        "AP50_95": float(np.mean(coco)),
+        "kitti_AP40_iou70": recall_points_ap(match(detections, truths, 0.7)[1], n),
+        "ground_truths": n,
+    }
+
+
+KITTI_LEVELS = {"easy": (40.0, 0, 0.15), "moderate": (25.0, 1, 0.30), "hard": (25.0, 2, 0.50)}
+KITTI_NEIGHBOURS = {"Car": "Van", "Pedestrian": "Person_sitting"}
+
+
+def kitti_level_ap(
+    detections: list[torch.Tensor],
+    objects: list[list[KittiObject]],
+    kitti_type: str,
+    level: str,
+    iou_threshold: float = 0.7,
+) -> float:
+    """KITTI's 40-point AP of one class at one difficulty level.
+
+    Args:
+        detections: Per frame, (N, 5+) rows `x1, y1, x2, y2, score, ...` in frame pixels.
+        objects: Per frame, its `label_2` objects.
+        kitti_type: The KITTI type detected, e.g. `Car`.
+        level: `easy`, `moderate` or `hard`.
+        iou_threshold: 0.7 for cars, 0.5 for pedestrians and cyclists in KITTI.
+    """
+    min_height, max_occluded, max_truncated = KITTI_LEVELS[level]
+    kept_dets, truths, ignored = [], [], []
+    for dets, objs in zip(detections, objects, strict=True):
+        cares = [o for o in objs if o.type != "DontCare"]
+        boxes = torch.tensor([o.box for o in cares], dtype=torch.float32).reshape(-1, 4)
+        counted = torch.tensor(
+            [
+                o.type == kitti_type
+                and o.box[3] - o.box[1] >= min_height
+                and 0 <= o.occluded <= max_occluded
+                and o.truncated <= max_truncated
+                for o in cares
+            ],
+            dtype=torch.bool,
+        )
+        relevant = torch.tensor(
+            [o.type in (kitti_type, KITTI_NEIGHBOURS.get(kitti_type)) for o in cares],
+            dtype=torch.bool,
+        )
+        dets = dets[dets[:, 3] - dets[:, 1] >= min_height]
+        dont_care = [o.box for o in objs if o.type == "DontCare"]
+        if dont_care and len(dets):
+            inside = _covered(dets[:, :4], torch.tensor(dont_care, dtype=torch.float32))
+            dets = dets[inside < iou_threshold]
+        kept_dets.append(dets)
+        truths.append(boxes[relevant])
+        ignored.append(~counted[relevant])
+    return recall_points_ap(*match(kept_dets, truths, iou_threshold, ignored)[1:])
+
+
+def _covered(boxes: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
+    """For each box, the largest fraction of its area inside one of `regions`."""
+    lt = torch.max(boxes[:, None, :2], regions[None, :, :2])
+    rb = torch.min(boxes[:, None, 2:], regions[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)  # (N, R)
+    area = (boxes[:, 2:] - boxes[:, :2]).prod(-1).clamp(min=1e-9)
+    return (inter / area[:, None]).max(1).values
+
+
+def class_summary(
+    detections: list[torch.Tensor], data: DetectionSet, class_id: int, conf_threshold: float
+) -> dict[str, float]:
+    """`detection_summary` of one class, from detections of every class."""
+    truths = [t[t[:, 0] == class_id, 1:].cpu() for t in data.targets]
+    mine = [d[d[:, 5] == class_id] for d in detections]
+    return detection_summary(mine, truths, conf_threshold)

@@ -1,0 +1,147 @@
+"""Running a detector on frames: batched prediction, and the `kitti-detect` command.
+
+    kitti-detect --model models/detector/transfer/best.pt --out detections/ my_frames/*.png
+
+letterboxes each image to the model's `img_size`, detects with BatchNorm folded into the
+convolutions, maps the boxes back to the image's pixels, and writes one PNG per image with the
+boxes and confidences drawn, plus `detections.csv` (image, class, score, x1, y1, x2, y2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from kitti_pipeline.core.device import autocast, resolve_device
+from kitti_pipeline.core.files import atomic_path, write_csv
+from kitti_pipeline.data.crops import IMAGE_SUFFIXES
+from kitti_pipeline.detect.darknet import Darknet, fuse_batchnorm
+from kitti_pipeline.detect.data import DetectionSet, letterbox
+from kitti_pipeline.detect.model_files import load_detector
+from kitti_pipeline.detect.yolo import Scale, detect, scales_of, yolo_loss
+
+
+@torch.no_grad()
+def predict_detections(
+    model: torch.nn.Module,
+    data: DetectionSet,
+    scales: list[Scale],
+    conf_threshold: float,
+    nms_iou: float,
+    batch_size: int = 16,
+    num_classes: int | None = None,
+    amp: bool = False,
+) -> tuple[list[torch.Tensor], float | None]:
+    """Detections per frame in letterboxed pixels, and the mean loss when `num_classes` is given.
+
+    Returns:
+        Per frame (N, 6): x1, y1, x2, y2, score, class, best first, on the CPU; and the loss
+        per frame (None without `num_classes`).
+    """
+    model.eval()
+    out, loss = [], 0.0
+    for start in range(0, len(data.images), batch_size):
+        images = data.images[start : start + batch_size]
+        with autocast(images.device, amp):
+            raws = [r.float() for r in model(images.float() / 255)]
+        if num_classes is not None:
+            targets = data.targets[start : start + batch_size]
+            loss += yolo_loss(raws, scales, targets, num_classes)["total"].item() * len(images)
+        out += [d.cpu() for d in detect(raws, scales, conf_threshold, nms_iou)]
+    return out, (loss / max(len(data.images), 1) if num_classes is not None else None)
+
+
+def detect_frames(
+    model: Darknet,
+    images: list[torch.Tensor],
+    img_size: int,
+    conf_threshold: float,
+    nms_iou: float,
+    device: torch.device | str = "cpu",
+) -> list[torch.Tensor]:
+    """Detections of each (3, H, W) uint8 image, (N, 6) rows `x1, y1, x2, y2, score, class` in
+    its own pixels, best first."""
+    boxed = [letterbox(image, torch.zeros(0, 4), img_size) for image in images]
+    data = DetectionSet(
+        torch.stack([b[0] for b in boxed]),
+        [torch.zeros(0, 5)] * len(images),
+        [str(i) for i in range(len(images))],
+        [b[2] for b in boxed],
+        [(image.shape[-1], image.shape[-2]) for image in images],
+    )
+    fused = fuse_batchnorm(model).to(device)
+    detections, _ = predict_detections(
+        fused, data.to(device), scales_of(model), conf_threshold, nms_iou
+    )
+    return [data.to_frame(i, d) for i, d in enumerate(detections)]
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """An image file as (3, H, W) uint8."""
+    with Image.open(path) as opened:
+        return torch.from_numpy(np.array(opened.convert("RGB"))).permute(2, 0, 1).contiguous()
+
+
+def main(argv=None):
+    import matplotlib.pyplot as plt
+
+    from kitti_pipeline.detect.figures import detection_figure
+
+    parser = argparse.ArgumentParser(
+        description="Draw a trained detector's boxes on images.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__,
+    )
+    parser.add_argument("images", nargs="+", help="image files or folders of them")
+    parser.add_argument("--model", required=True, help="a detector file (best.pt or last.pt)")
+    parser.add_argument("--out", required=True, help="folder for the PNGs and detections.csv")
+    parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
+    parser.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    args = parser.parse_args(argv)
+
+    paths = []
+    for item in map(Path, args.images):
+        if item.is_dir():
+            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif item.is_file():
+            paths.append(item)
+        else:
+            raise SystemExit(f"{item}: no such image or folder")
+    device = resolve_device(args.device)
+    model, info = load_detector(args.model, device)
+    classes = tuple(info["classes"])
+    out = Path(args.out)
+    rows = []
+    for path in paths:
+        image = read_image(path)
+        detections = detect_frames(model, [image], info["img_size"], args.conf, args.nms, device)[0]
+        title = f"{path.name}: {Path(args.model).name}, epoch {info['epoch']}"
+        figure = detection_figure(
+            Image.open(path).convert("RGB"), [(title, detections.numpy())], classes
+        )
+        with atomic_path(out / f"{path.stem}.png") as tmp:
+            figure.savefig(tmp, format="png", dpi=100)
+        plt.close(figure)
+        rows += [
+            {
+                "image": str(path),
+                "class": classes[int(d[5])],
+                "score": round(float(d[4]), 4),
+                **{
+                    k: round(float(v), 2)
+                    for k, v in zip(("x1", "y1", "x2", "y2"), d[:4], strict=True)
+                },
+            }
+            for d in detections
+        ]
+        print(f"{path}: {len(detections)} detections")
+    write_csv(out / "detections.csv", rows, ["image", "class", "score", "x1", "y1", "x2", "y2"])
+
+
+if __name__ == "__main__":
+    main()

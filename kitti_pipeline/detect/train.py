@@ -1,0 +1,377 @@
+"""Training loops for the YOLOv3 detector, and one run of the detector study.
+
+Frames are decoded and letterboxed once into a uint8 tensor (N, 3, S, S) on the training device,
+with their boxes in letterboxed pixels; horizontal flips happen there per batch, boxes flipped
+with them, and the optional affine and colour jitter (transforms v2) per frame. The learning rate
+warms up linearly over the first `warmup_steps` steps, as Darknet's `burn_in` does, and a loss
+that is not finite stops the run.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from rich.progress import Progress
+from torchvision import tv_tensors
+from torchvision.transforms import v2
+
+from kitti_pipeline.core.device import autocast
+from kitti_pipeline.core.distributed import SINGLE, World
+from kitti_pipeline.core.files import sha256_file
+from kitti_pipeline.core.params import DetectorParams, DetectorTrainParams, params_to_dict
+from kitti_pipeline.core.resumable import Resumable, epoch_generator
+from kitti_pipeline.core.version import code_version, library_hash
+from kitti_pipeline.detect.darknet import (
+    Darknet,
+    build_darknet,
+    init_prediction_biases,
+    model_classes,
+    transfer_weights,
+)
+from kitti_pipeline.detect.data import DetectionSet, augmentation, load_split
+from kitti_pipeline.detect.metrics import class_summary
+from kitti_pipeline.detect.model_files import best_row, epoch_checkpoint
+from kitti_pipeline.detect.predict import predict_detections
+from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
+
+RUNS = ("transfer", "scratch")
+
+
+def flip_batch(images: torch.Tensor, targets: list[torch.Tensor], flips: torch.Tensor):
+    """Mirror the images where `flips` is set, and their boxes: x -> S - x."""
+    size = images.shape[-1]
+    images = torch.where(flips.view(-1, 1, 1, 1), images.flip(-1), images)
+    out = []
+    for t, flip in zip(targets, flips.tolist(), strict=True):
+        if flip:
+            t = t.clone()
+            t[:, [1, 3]] = size - t[:, [3, 1]]
+        out.append(t)
+    return images, out
+
+
+def train_one_epoch(
+    model: torch.nn.Module,
+    data: DetectionSet,
+    optimizer: torch.optim.Optimizer,
+    scales: list[Scale],
+    num_classes: int,
+    batch_size: int,
+    generator: torch.Generator,
+    step: int,
+    lr: float,
+    warmup_steps: int,
+    augment: bool = True,
+    amp: bool = False,
+    box_loss: str = "mse",
+    ignore_iou: float = 0.5,
+    transform: v2.Transform | None = None,
+    on_batch: Callable[[int], None] | None = None,
+    world: World = SINGLE,
+) -> tuple[dict[str, float], int]:
+    """One pass over `data`.
+
+    Args:
+        augment: Mirror a random half of the frames.
+        transform: Per-frame affine/colour jitter from `detect.data.augmentation`, or None.
+        on_batch: Called with the number of frames after each batch (a progress bar).
+        world: The data-parallel processes; each trains on its slice of every batch, and
+            `model` is then wrapped in DistributedDataParallel.
+
+    Returns:
+        The mean of each loss term per batch, and the global step count after the epoch.
+    """
+    model.train()
+    device = data.images.device
+    n = len(data.images)
+    order = torch.randperm(n, generator=generator)
+    flips = torch.rand(n, generator=generator) < 0.5 if augment else torch.zeros(n, dtype=bool)
+    sums: dict[str, float] = {}
+    batches = 0
+    for batch in order.split(batch_size):
+        for group in optimizer.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / max(warmup_steps, 1))
+        mine, weight = world.shard(batch)
+        images, targets = flip_batch(
+            data.images[mine], [data.targets[i] for i in mine], flips[mine].to(device)
+        )
+        if transform is not None:
+            images, targets = jitter_batch(images, targets, transform)
+        with autocast(device, amp):
+            raws = model(images.float() / 255)
+        terms = yolo_loss(
+            [r.float() for r in raws],
+            scales,
+            targets,
+            num_classes,
+            ignore_iou=ignore_iou,
+            box_loss=box_loss,
+        )
+        # The loss is a mean over this slice; weighted, the processes average to the batch mean.
+        terms = {name: value * weight for name, value in terms.items()}
+        if not torch.isfinite(terms["total"]):
+            raise FloatingPointError(
+                f"detector loss is {terms['total'].item()} at step {step}; "
+                f"lower the learning rate (now {lr})"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        terms["total"].backward()
+        optimizer.step()
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.item()
+        batches += 1
+        step += 1
+        if on_batch is not None:
+            on_batch(len(batch))
+    return {name: world.sum(value) / world.size / batches for name, value in sums.items()}, step
+
+
+def jitter_batch(
+    images: torch.Tensor, targets: list[torch.Tensor], transform: v2.Transform
+) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """Apply `transform` frame by frame, on the CPU; boxes pushed out of the frame go."""
+    size = images.shape[-2:]
+    out_images, out_targets = [], []
+    for image, target in zip(images.cpu(), targets, strict=True):
+        boxes = tv_tensors.BoundingBoxes(target[:, 1:].cpu(), format="XYXY", canvas_size=size)
+        image, boxes, classes = transform(tv_tensors.Image(image), boxes, target[:, 0].cpu())
+        out_images.append(image.as_subclass(torch.Tensor))
+        out_targets.append(
+            torch.cat([classes[:, None], boxes.as_subclass(torch.Tensor)], 1).to(target.device)
+        )
+    return torch.stack(out_images).to(images.device), out_targets
+
+
+def make_detector_optimizer(model: torch.nn.Module, cfg: DetectorTrainParams):
+    """Adam or SGD with momentum; weight decay on conv weights only, as Darknet decays them."""
+    decay = [p for name, p in model.named_parameters() if name.endswith("conv.weight")]
+    rest = [p for name, p in model.named_parameters() if not name.endswith("conv.weight")]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": rest}]
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=cfg.lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum)
+    raise ValueError(f"Invalid optimizer {cfg.optimizer!r}: expected 'adam' or 'sgd'")
+
+
+def fit_detector(
+    model: Darknet,
+    train: DetectionSet,
+    val: DetectionSet,
+    cfg: DetectorTrainParams,
+    conf_threshold: float,
+    nms_iou: float,
+    resume: dict | None = None,
+    on_eval: Callable[[dict], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    description: str = "detector",
+    world: World = SINGLE,
+) -> list[dict]:
+    """Train `model` for `cfg.epochs`, evaluating on `val` every `cfg.eval_every` epochs.
+
+    Args:
+        model: The detector, on the device of `train` and `val`.
+        train, val: Letterboxed frames on that device.
+        cfg: Optimizer, schedule, augmentation and loss settings.
+        conf_threshold, nms_iou: Post-processing for the val precision, recall and F1.
+        resume: A state from `on_epoch` to continue from, or None.
+        on_eval: Called after each evaluation with the model's weights, the epoch and the
+            history row; the caller saves the every-N-epochs checkpoint.
+        on_epoch: Called after every epoch with the state to resume from.
+        description: Label of the progress bar.
+        world: The data-parallel processes (`kitti_pipeline.core.distributed`). Every process
+            evaluates; only rank 0 shows progress.
+
+    Returns:
+        One row per evaluation: epoch, the mean train loss terms of that epoch, the val loss,
+        and val precision, recall, AP50 and F1 (the mean over classes when there are several).
+
+    Raises:
+        FloatingPointError: when a loss is not finite.
+    """
+    num_classes = model_classes(model)
+    scales = scales_of(model)
+    optimizer = make_detector_optimizer(model, cfg)
+    transform = (
+        augmentation(False, cfg.scale, cfg.translate, cfg.colour)
+        if cfg.scale or cfg.translate or cfg.colour
+        else None
+    )
+    history, start, step = [], 1, 0
+    if resume is not None:
+        model.load_state_dict(resume["model"])
+        optimizer.load_state_dict(resume["optimizer"])
+        history, start, step = list(resume["history"]), resume["epoch"] + 1, resume["step"]
+
+    device, n = train.images.device, len(train.images)
+    net = world.wrap(model)
+    with Progress(transient=True, disable=not world.main) as progress:
+        for epoch in range(start, cfg.epochs + 1):
+            task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
+            torch.manual_seed(cfg.seed * 100_003 + epoch)  # the jitter's random draws
+            losses, step = train_one_epoch(
+                net,
+                train,
+                optimizer,
+                scales,
+                num_classes,
+                cfg.batch_size,
+                epoch_generator(cfg.seed, epoch),
+                step,
+                cfg.lr,
+                cfg.warmup_steps,
+                augment=cfg.flip,
+                amp=cfg.amp and device.type == "cuda",
+                box_loss=cfg.box_loss,
+                ignore_iou=cfg.ignore_iou,
+                transform=transform,
+                on_batch=lambda k, task=task: progress.advance(task, k),
+                world=world,
+            )
+            progress.remove_task(task)
+            line = f"{description} epoch {epoch}/{cfg.epochs}: loss {losses['total']:.3f}"
+            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+                detections, val_loss = predict_detections(
+                    model, val, scales, 0.001, nms_iou, num_classes=num_classes, amp=cfg.amp
+                )
+                summaries = [
+                    class_summary(detections, val, k, conf_threshold) for k in range(num_classes)
+                ]
+                row = {
+                    "epoch": epoch,
+                    **{f"train_{k}": v for k, v in losses.items()},
+                    "val_loss": val_loss,
+                    **{
+                        k: sum(c[k] for c in summaries) / num_classes
+                        for k in ("precision", "recall", "AP50", "F1")
+                    },
+                }
+                history.append(row)
+                line += f", val loss {val_loss:.3f} AP50 {row['AP50']:.3f} F1 {row['F1']:.3f}"
+                if on_eval is not None:
+                    on_eval({"epoch": epoch, "model": model.state_dict(), "row": row})
+            if world.main:
+                progress.console.print(line)
+            if on_epoch is not None:
+                on_epoch(
+                    {
+                        "epoch": epoch,
+                        "step": step,
+                        "model": model.state_dict(),
+                        "optimizer": optimizer.state_dict(),
+                        "history": history,
+                    }
+                )
+    return history
+
+
+def train_detector(
+    run: str,
+    frames: str | Path,
+    split: str | Path,
+    init: str | Path,
+    init_info: str | Path,
+    checkpoints: str | Path,
+    det: DetectorParams,
+    world: World = SINGLE,
+    device: torch.device | None = None,
+) -> tuple[Darknet, dict]:
+    """One run of the detector study, resumed when it can be.
+
+    `transfer` starts from the init-weights file (every layer but the prediction convs),
+    `scratch` from random weights. The resumable state is saved after every epoch, and the
+    weights of every evaluated epoch beside it; a rerun resumes when the run's params, data,
+    starting weights, library code and process count are those it was saved under.
+
+    Args:
+        run: `transfer` or `scratch`.
+        frames, split: The frames folder and the crop split (read per frame).
+        init, init_info: The init stage's `.weights` file and metrics JSON (unread by scratch).
+        checkpoints: The run's checkpoint folder.
+        det: The detector params.
+        world: The data-parallel processes (`core.distributed`).
+        device: Where to train (default: the CPU).
+
+    Returns:
+        The model (weights of the last epoch) and the run's record for `save_best_and_last`.
+    """
+    if run not in RUNS:
+        raise ValueError(f"Invalid run {run!r}: expected one of {RUNS}")
+    device = device or torch.device("cpu")
+    cfg = det.train
+    train, val = (
+        load_split(frames, split, name, det.classes, det.img_size).to(device)
+        for name in ("train", "val")
+    )
+    torch.manual_seed(cfg.seed)
+    model = build_darknet(det.cfg, len(det.classes))
+    init_prediction_biases(model)
+    if run == "transfer":
+        info = json.loads(Path(init_info).read_text())
+        loaded = transfer_weights(
+            model, init, det.cfg, info["file_classes"], info["file_convolutions"]
+        )
+        print(
+            f"transfer: loaded {loaded['loaded']} convolutions from {init}; "
+            f"re-initialised the prediction convs {loaded['reinitialised']}"
+        )
+    model.to(device)
+
+    key = {
+        "run": run,
+        "detector": {k: v for k, v in params_to_dict(det).items() if k != "evaluate"},
+        "frames": str(frames),
+        "split": sha256_file(split),
+        "source": library_hash(),
+        "init": sha256_file(init) if run == "transfer" else None,
+        "processes": world.size,
+    }
+    version = code_version()
+    checkpoints = Path(checkpoints)
+    resumable = Resumable(checkpoints / "last.pt", key, version, checkpoints, world.main)
+    resume = resumable.load()
+    if resume is not None:
+        print(f"{run}: resuming after epoch {resume['epoch']}")
+    if world.main:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+
+    def save_evaluated(state: dict) -> None:
+        resumable.save(state, epoch_checkpoint(state["epoch"]))
+
+    began = time.perf_counter()
+    history = fit_detector(
+        model,
+        train,
+        val,
+        cfg,
+        det.evaluate.conf_threshold,
+        det.evaluate.nms_iou,
+        resume,
+        on_eval=save_evaluated if world.main else None,
+        on_epoch=resumable.save if world.main else None,
+        description=run,
+        world=world,
+    )
+    seconds = time.perf_counter() - began
+    if world.main:
+        best = best_row(history)
+        print(
+            f"{run}: {seconds:.1f}s on {len(train.stems)} frames; best val AP50 "
+            f"{best['AP50']:.3f} at epoch {best['epoch']}, last {history[-1]['AP50']:.3f}"
+        )
+    return model, {
+        "run": run,
+        "classes": list(det.classes),
+        "img_size": det.img_size,
+        "history": history,
+        "train_frames": len(train.stems),
+        "train_seconds": seconds,
+        "device": str(device),
+        "processes": world.size,
+        "params": params_to_dict(det),
+        "code_version": version,
+    }

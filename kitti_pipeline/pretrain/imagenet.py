@@ -1,0 +1,136 @@
+"""The offline stand-in for ImageNet: classifying one-object images of ten other classes.
+
+Like ImageNet for KITTI, the task shares low-level structure with the target crops but none of
+their classes, so the transfer regimes start from features that were learned, not random ones.
+`init_classifier_weights` gives the starting backbone of one architecture from whichever
+`classifier.init.source` the params name: this task, the real ImageNet file, or random weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+
+from kitti_pipeline.classify.models import HEAD_KEYS, build_classifier, load_backbone
+from kitti_pipeline.classify.train import FitConfig, fit, predict
+from kitti_pipeline.core.device import resolve_device
+from kitti_pipeline.core.params import ClassifierInitParams
+from kitti_pipeline.pretrain.objects import DRAW, OBJECT_CLASSES, background, finish, object_shape
+from kitti_pipeline.pretrain.real_weights import load_imagenet_state
+
+
+def render_object_image(rng: np.random.Generator, size: int, label: int) -> np.ndarray:
+    """One image of class `label`: (size, size, 3) uint8."""
+    scale = 2  # draw large, then downsample, for smooth edges
+    s = size * scale
+    image, draw = background(rng, s)
+    name = OBJECT_CLASSES[label]
+    w, h = object_shape(rng, name, 0.55 * s, 0.95 * s)
+    x1 = rng.uniform(-0.1 * w, s - 0.9 * w)
+    y1 = rng.uniform(-0.1 * h, s - 0.9 * h)
+    DRAW[name](draw, rng, x1, y1, w, h)
+    if rng.random() < 0.5:
+        image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    return finish(rng, image, size)
+
+
+def make_object_images(count: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` object images with balanced classes.
+
+    Returns:
+        images (N, 3, size, size) uint8 and labels (N,) int64.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % len(OBJECT_CLASSES)
+    rng.shuffle(labels)
+    images = np.stack([render_object_image(rng, size, int(k)) for k in labels])
+    return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
+
+
+def pretrain_classifier(
+    arch: str,
+    images: int,
+    image_size: int,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    device: torch.device,
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """Train `arch` from scratch on the object images, as ImageNet pretraining would.
+
+    Returns:
+        The trained state dict (its head has `len(OBJECT_CLASSES)` outputs) and a summary with
+        the held-out accuracy on the task, which shows the features learned something.
+    """
+    torch.manual_seed(seed)
+    x, y = make_object_images(images, image_size, seed)
+    cut = int(0.8 * images)
+    x, y = x.to(device), y.to(device)
+    model = build_classifier(arch, len(OBJECT_CLASSES)).to(device)
+    cfg = FitConfig(
+        optimizer="adam",
+        lr=lr,
+        batch_size=batch_size,
+        epochs=epochs,
+        augment=True,
+        cache_frozen_features=False,
+        amp=True,
+    )
+    history = fit(
+        model,
+        "scratch",
+        (x[:cut], y[:cut]),
+        (x[cut:], y[cut:]),
+        cfg,
+        seed,
+        description=f"pretrain {arch}",
+    )
+    held_out = (predict(model, x[cut:]).argmax(1) == y[cut:]).float().mean().item()
+    return model.state_dict(), {
+        "task": "synthetic objects",
+        "classes": list(OBJECT_CLASSES),
+        "images": images,
+        "image_size": image_size,
+        "epochs": epochs,
+        "held_out_accuracy": held_out,
+        "final_train_loss": history[-1]["train_loss"],
+    }
+
+
+def init_classifier_weights(
+    arch: str, cfg: ClassifierInitParams, num_classes: int, device: str
+) -> tuple[dict[str, torch.Tensor], dict]:
+    """The starting backbone of `arch` for the transfer regimes, from `cfg.source`.
+
+    `imagenet` reads torchvision's ImageNet file (`cfg.imagenet_dir` or the torch hub cache);
+    `synthetic` pretrains on this module's task, on `device` (`auto`, `cpu` or `cuda`);
+    `random` draws weights from `cfg.seed`.
+
+    Returns:
+        The backbone's state dict on the CPU (head keys dropped; checked to fit a `num_classes`
+        classifier) and a summary of where it came from.
+    """
+    if cfg.source == "imagenet":
+        state = load_imagenet_state(arch, cfg.imagenet_dir)
+        info = {"weights": f"{arch} IMAGENET1K_V1"}
+    elif cfg.source == "random":
+        torch.manual_seed(cfg.seed)
+        state = build_classifier(arch, num_classes).state_dict()
+        info = {"weights": f"{arch} random initialisation, seed {cfg.seed}"}
+    else:
+        state, info = pretrain_classifier(
+            arch,
+            cfg.pretrain_images,
+            cfg.pretrain_image_size,
+            cfg.pretrain_epochs,
+            cfg.pretrain_batch_size,
+            cfg.pretrain_lr,
+            cfg.seed,
+            resolve_device(device),
+        )
+    backbone_state = {k: v.cpu() for k, v in state.items() if k not in HEAD_KEYS[arch]}
+    # The shapes must fit before anything is saved.
+    load_backbone(build_classifier(arch, num_classes), arch, backbone_state, origin=cfg.source)
+    return backbone_state, info

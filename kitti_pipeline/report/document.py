@@ -1,0 +1,221 @@
+"""The study's report: every table and figure, rebuilt from the metrics and plots alone.
+
+`compose_report` returns the Markdown text and the figures it refers to; the `report` stage
+saves them. `html_report` renders that Markdown with markdown-it-py (installed with rich) and
+inlines every image as a data URI, so the HTML copy is one file that opens anywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import mimetypes
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from markdown_it import MarkdownIt
+from matplotlib.figure import Figure
+
+from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.core.params import Params
+from kitti_pipeline.report.figures import loss_curves_figure, metric_by_epoch_figure
+from kitti_pipeline.report.tables import (
+    ARCH_NAMES,
+    REGIME_NAMES,
+    RUN_NAMES,
+    detector_table,
+    markdown_tables,
+    read_classifier_runs,
+    summarise_seeds,
+    with_published,
+)
+
+LOSS_FIGURES = {"resnet18": 3, "mobilenet_v2": 5}  # the study's figure numbers
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """Where the stages left what the report shows (paths as dvc.yaml declares them)."""
+
+    dataset: Path  # metrics/dataset.json
+    crop_examples: Path  # plots/crop_examples.png
+    classifier_runs: Path  # metrics/classifier/<arch>-<regime>-s<seed>.json
+    classifier_histories: Path  # plots/classifier/history/<run>.csv
+    confusion: Path  # plots/classifier/confusion/<run>.png
+    detector_runs: Path  # metrics/detector/<run>.json and init.json
+    detector_histories: Path  # plots/detector/history/<run>.csv
+    pictures: Path  # plots/detector/pictures/*.png
+
+
+def compose_report(
+    params: Params,
+    inputs: ReportInputs,
+    report_dir: Path,
+    figures_dir: Path,
+    profile: str,
+    code_version: str,
+    published: dict | None = None,
+) -> tuple[str, dict[str, Figure]]:
+    """The report's Markdown and its new figures.
+
+    Args:
+        params: The params the results were made with.
+        inputs: The stages' outputs.
+        report_dir: Where the Markdown will be written; image links are relative to it.
+        figures_dir: Where the stage will save the returned figures.
+        profile: The profile `params` are on (`demo`, `study`, ...; `custom` for none).
+        code_version: The library's version, for the provenance lines.
+        published: The study's figures (`table1`, `classifier`, `detector`), put in brackets
+            beside ours; None when the run is not on the study profile.
+
+    Returns:
+        The Markdown, and file name (in `figures_dir`) -> figure.
+    """
+    published = published or {}
+    classes, cfg, det = params.data.classes, params.classifier, params.detector
+
+    def link(path: Path, alt: str) -> str:
+        return f"![{alt}]({Path(os.path.relpath(path, report_dir)).as_posix()})"
+
+    dataset = json.loads(inputs.dataset.read_text())
+    source = (
+        f"Data `{params.data.frames}` ({dataset['frames']['read']} frames), "
+        f"profile `{profile}`, code `{code_version}`"
+    )
+    out = [
+        "# kitti-transfer: the study's report",
+        "",
+        f"{source}. Made by `dvc repro` from the metrics and plots alone; "
+        + (
+            "figures in brackets are the study's published ones."
+            if published
+            else "the study's published figures appear beside ours on the `study` profile."
+        ),
+        "",
+        "## Data",
+        "",
+        f"### Table 1: crops per split and class (split seed {params.split.seed})",
+        "",
+        dataset_table(dataset, classes, published.get("table1")),
+        f"Skipped boxes: {dataset['skipped']['total']} (see `metrics/dataset.json`).",
+        "",
+        link(inputs.crop_examples, "Figure 1: crops of each class"),
+        "",
+        "## Classifiers",
+        "",
+        f"{source}; seeds {list(cfg.seeds)}; {cfg.train.optimizer} lr {cfg.train.lr}, batch "
+        f"{cfg.train.batch_size}, {cfg.train.epochs} epochs, {params.crop.image_size}px crops; "
+        f"starting weights `{cfg.init.source}`. With several seeds a cell is mean ± std.",
+        "",
+    ]
+    runs = read_classifier_runs(inputs.classifier_runs, cfg)
+    summary = summarise_seeds(runs, classes)
+    out += [markdown_tables(summary, runs, classes, cfg.regimes, published.get("classifier"))]
+
+    figures: dict[str, Figure] = {}
+    out += [f"### Confusion matrices (test crops, seed {cfg.seeds[0]})", ""]
+    for arch in cfg.archs:
+        images = [
+            link(inputs.confusion / f"{arch}-{regime}-s{cfg.seeds[0]}.png", f"{arch} {regime}")
+            for regime in cfg.regimes
+        ]
+        out += [" ".join(images), ""]
+    out += ["### Loss curves", ""]
+    for arch in cfg.archs:
+        panels = [
+            (
+                REGIME_NAMES[regime],
+                [
+                    read_csv(inputs.classifier_histories / f"{arch}-{regime}-s{seed}.csv")
+                    for seed in cfg.seeds
+                ],
+            )
+            for regime in cfg.regimes
+        ]
+        name = f"loss_{arch}.png"
+        figures[name] = loss_curves_figure(panels, f"{ARCH_NAMES.get(arch, arch)}: loss curves")
+        figure = f"Figure {LOSS_FIGURES[arch]}" if arch in LOSS_FIGURES else "Figure"
+        out += [link(figures_dir / name, f"{figure}: {arch} loss curves"), ""]
+
+    metrics = {
+        run: json.loads((inputs.detector_runs / f"{run}.json").read_text()) for run in det.runs
+    }
+    init = json.loads((inputs.detector_runs / "init.json").read_text())
+    test_frames = next(iter(metrics.values()))["test_frames"]
+    out += [
+        "## Detector",
+        "",
+        f"{source}; `{det.cfg}` at {det.img_size}, {det.train.epochs} epochs, "
+        f"{det.train.optimizer} lr {det.train.lr}, batch {det.train.batch_size}, evaluated every "
+        f"{det.train.eval_every} epochs; transfer weights `{det.init.source}` "
+        f"({init.get('loaded_convolutions', '?')} convolutions loaded). Test: {test_frames} "
+        f"frames; precision, recall and F1 at confidence {det.evaluate.conf_threshold}, IoU 0.5.",
+        "",
+        "### Table 6: test results at the best (highest val AP) and last epoch",
+        "",
+        detector_table(metrics, det.classes[0], published.get("detector")),
+    ]
+    histories = {
+        RUN_NAMES.get(run, run) + f" ({run})": read_csv(inputs.detector_histories / f"{run}.csv")
+        for run in det.runs
+    }
+    figures["detector_val_ap.png"] = metric_by_epoch_figure(histories, "AP50", "val AP@0.5")
+    out += [
+        "### Validation AP@0.5 against epoch",
+        "",
+        link(figures_dir / "detector_val_ap.png", "val AP@0.5 against epoch"),
+        "",
+        "### Detections on test frames",
+        "",
+        "Red: detections with confidence; green dashes: ground truth.",
+        "",
+    ]
+    for picture in sorted(inputs.pictures.glob("*.png")):
+        out += [link(picture, f"detections on {picture.stem}"), ""]
+    return "\n".join(out), figures
+
+
+def dataset_table(dataset: dict, classes: tuple[str, ...], published: dict | None = None) -> str:
+    """Table 1: crops per split (rows) and class (columns), with the frames of each split."""
+    published = published or {}
+    lines = [
+        "| Split | Frames | Total | " + " | ".join(classes) + " |",
+        "|---" * (len(classes) + 3) + "|",
+    ]
+    for split in ("train", "val", "test", "all"):
+        counts = dataset["crops"][split]
+        theirs = published.get(split) or {}
+        frames = dataset["frames"]["read"] if split == "all" else dataset["frames"][split]
+        cells = [with_published(str(counts[k]), theirs.get(k)) for k in ("total", *classes)]
+        lines.append(f"| {split} | {frames} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def html_report(markdown: str, report_dir: Path, title: str = "kitti-transfer report") -> str:
+    """The Markdown as one HTML page, images inlined as data URIs.
+
+    Raises:
+        FileNotFoundError: naming an image the Markdown links to that does not exist.
+    """
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+
+    def inline(match: re.Match) -> str:
+        path = report_dir / match.group(1)
+        if not path.exists():
+            raise FileNotFoundError(f"the report links to {path}, which does not exist")
+        kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f'src="data:{kind};base64,{data}"'
+
+    body = re.sub(r'src="([^"]+)"', inline, body)
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em}"
+        "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px}"
+        "img{max-width:100%}"
+    )
+    return (
+        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
+        f"<style>{style}</style></head><body>\n{body}</body></html>\n"
+    )

@@ -1,0 +1,186 @@
+"""The study's result tables, built from per-run metrics.
+
+Tables 4 (ResNet18) and 5 (MobileNetV2) have one row per regime: Combination, mCA, mF1,
+mPrecision, mRecall, Acc Car, Acc Person, Acc Cyclist. With several seeds each cell is the mean
+and standard deviation over seeds; the per-run table beside it gives each run's bootstrap 95%
+interval over test crops, the noise that a single test set carries.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kitti_pipeline.core.params import ClassifierParams
+
+COLUMNS = ("mCA", "mF1", "mPrecision", "mRecall")
+ARCH_NAMES = {"resnet18": "ResNet18", "mobilenet_v2": "MobileNetV2"}
+REGIME_NAMES = {
+    "scratch": "from scratch",
+    "frozen": "pretrained, frozen",
+    "finetune": "pretrained, fine-tuned",
+}
+
+
+def read_classifier_runs(folder: str | Path, cfg: ClassifierParams) -> dict:
+    """Every classifier run's metrics: (arch, regime, seed) -> `<arch>-<regime>-s<seed>.json`."""
+    return {
+        (arch, regime, seed): json.loads(
+            (Path(folder) / f"{arch}-{regime}-s{seed}.json").read_text()
+        )
+        for arch in cfg.archs
+        for regime in cfg.regimes
+        for seed in cfg.seeds
+    }
+
+
+def row_values(metrics: dict, classes: tuple[str, ...]) -> dict[str, float]:
+    """The table's columns of one run's metrics, keyed as in the summary JSON (`acc_Car`)."""
+    values = {c: metrics[c] for c in COLUMNS}
+    values.update({f"acc_{k}": metrics["per_class"][k]["accuracy"] for k in classes})
+    return values
+
+
+def summarise_seeds(runs: dict[tuple[str, str, int], dict], classes: tuple[str, ...]) -> dict:
+    """Mean and standard deviation over seeds for each (arch, regime): Tables 4 and 5 as JSON.
+
+    The keys are flat so that `dvc metrics diff` and `dvc exp show` name each cell of the
+    tables directly, e.g. `resnet18.finetune.mCA`.
+
+    Args:
+        runs: (arch, regime, seed) -> that run's metrics.
+        classes: Class names.
+
+    Returns:
+        `{arch: {regime: {column: mean, ..., "seeds": n, "trainable_params": p}}}`, plus
+        `<column>_std` (sample standard deviation, ddof 1) for each column when n > 1.
+    """
+    summary: dict = {}
+    for arch, regime in sorted({(a, r) for a, r, _ in runs}):
+        seeds = sorted(s for a, r, s in runs if (a, r) == (arch, regime))
+        rows = [row_values(runs[arch, regime, s], classes) for s in seeds]
+        cell: dict = {}
+        for column in rows[0]:
+            values = np.array([r[column] for r in rows])
+            cell[column] = float(values.mean())
+            if len(values) > 1:
+                cell[f"{column}_std"] = float(values.std(ddof=1))
+        cell["seeds"] = len(seeds)
+        cell["trainable_params"] = runs[arch, regime, seeds[0]]["params"]["trainable"]
+        summary.setdefault(arch, {})[regime] = cell
+    return summary
+
+
+def markdown_tables(
+    summary: dict,
+    runs: dict,
+    classes: tuple[str, ...],
+    regimes,
+    published: dict | None = None,
+) -> str:
+    """Tables 4 and 5 in the study's layout, then every run with its bootstrap intervals.
+
+    Args:
+        published: `{arch: {regime: {column: value}}}`, the study's figures, shown in brackets
+            after ours where given.
+    """
+    keys = [*COLUMNS, *(f"acc_{k}" for k in classes)]
+    headers = [*COLUMNS, *(f"Acc {k}" for k in classes)]
+    published = published or {}
+    out = []
+    for number, arch in zip((4, 5), ("resnet18", "mobilenet_v2"), strict=True):
+        if arch not in summary:
+            continue
+        out += [
+            f"### Table {number}: {ARCH_NAMES[arch]}",
+            "",
+            "| Combination | " + " | ".join(headers) + " | Trainable params |",
+            "|---" * (len(headers) + 2) + "|",
+        ]
+        for regime in regimes:
+            cell = summary[arch].get(regime)
+            if cell is None:
+                continue
+            theirs = (published.get(arch) or {}).get(regime) or {}
+            values = [with_published(_format(cell, k), theirs.get(k)) for k in keys]
+            out.append(
+                f"| {ARCH_NAMES[arch]} {REGIME_NAMES[regime]} | "
+                + " | ".join(values)
+                + f" | {cell['trainable_params']:,} |"
+            )
+        out.append("")
+    out += [
+        "### Every run, with bootstrap 95% intervals over test crops",
+        "",
+        "| Run | mCA | mCA 95% CI | mF1 | mF1 95% CI | Accuracy |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (arch, regime, seed), m in sorted(runs.items()):
+        ci = m["ci95"]
+        out.append(
+            f"| {arch} {regime} seed {seed} | {m['mCA']:.3f} | "
+            f"[{ci['mCA']['low']:.3f}, {ci['mCA']['high']:.3f}] | {m['mF1']:.3f} | "
+            f"[{ci['mF1']['low']:.3f}, {ci['mF1']['high']:.3f}] | {m['accuracy']:.3f} |"
+        )
+    return "\n".join(out) + "\n"
+
+
+def with_published(ours: str, published: float | None) -> str:
+    """A table cell: our figure, then the study's in brackets when there is one."""
+    if published is None:
+        return ours
+    return f"{ours} ({published:.3f})" if isinstance(published, float) else f"{ours} ({published})"
+
+
+def _format(cell: dict, key: str) -> str:
+    if cell["seeds"] > 1:
+        return f"{cell[key]:.3f} ± {cell[key + '_std']:.3f}"
+    return f"{cell[key]:.3f}"
+
+
+RUN_NAMES = {"transfer": "Yes", "scratch": "No"}
+
+
+def detector_table(runs: dict[str, dict], class_name: str, published: dict | None = None) -> str:
+    """Table 6 (Transfer Learning, Epoch, Precision, Recall, AP, F1) for the best and last
+    epoch of each run, then the stricter APs of the same checkpoints.
+
+    Args:
+        runs: Run name (`transfer`, `scratch`) -> its `evaluate_detector` metrics.
+        class_name: The detected class reported, e.g. `Car`.
+        published: `{run: {checkpoint: {column: value}}}` with columns epoch, precision,
+            recall, AP50, F1: the study's figures, shown in brackets after ours where given.
+    """
+    published = published or {}
+    main = [
+        "| Transfer Learning | Checkpoint | Epoch | Precision | Recall | AP | F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    strict = [
+        "| Transfer Learning | Checkpoint | AP@[.5:.95] | KITTI AP40 IoU 0.7 "
+        "| easy | moderate | hard |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run, metrics in runs.items():
+        for checkpoint in ("best", "last"):
+            m = metrics[checkpoint][class_name]
+            name = RUN_NAMES.get(run, run)
+            theirs = (published.get(run) or {}).get(checkpoint) or {}
+            cells = [with_published(str(metrics[checkpoint]["epoch"]), theirs.get("epoch"))]
+            cells += [
+                with_published(f"{m[k]:.3f}", theirs.get(k))
+                for k in ("precision", "recall", "AP50", "F1")
+            ]
+            main.append(f"| {name} | {checkpoint} | " + " | ".join(cells) + " |")
+            levels = m.get("kitti_AP40", {})
+            cells = [
+                f"{levels[k]:.3f}" if k in levels else "–" for k in ("easy", "moderate", "hard")
+            ]
+            strict.append(
+                f"| {name} | {checkpoint} | {m['AP50_95']:.3f} | {m['kitti_AP40_iou70']:.3f} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return "\n".join(main) + "\n\n" + "\n".join(strict) + "\n"

@@ -1,0 +1,146 @@
+import numpy as np
+import pytest
+import torch
+
+from kitti_pipeline.data.labels import KittiObject
+from kitti_pipeline.detect.metrics import (
+    average_precision,
+    detection_summary,
+    interpolated_pr,
+    kitti_level_ap,
+    match,
+    recall_points_ap,
+)
+
+
+def slow_ap(hits, n):
+    """AP by its definition: for each detection that raises recall, the best precision at that
+    recall or beyond, times the recall gained."""
+    ap, last_recall = 0.0, 0.0
+    for k in range(len(hits)):
+        if not hits[k]:
+            continue
+        recall = sum(hits[: k + 1]) / n
+        best = max(sum(hits[: m + 1]) / (m + 1) for m in range(k, len(hits)))
+        ap += (recall - last_recall) * best
+        last_recall = recall
+    return ap
+
+
+def test_ap_by_hand():
+    # Ranked: TP, FP, TP, FP, TP with 4 ground truths.
+    # Precision 1, 1/2, 2/3, 2/4, 3/5; recall 1/4, 1/4, 2/4, 2/4, 3/4.
+    # Envelope at the recall steps: 1 (r=1/4), 2/3 (r=2/4), 3/5 (r=3/4).
+    hits = np.array([1, 0, 1, 0, 1], dtype=bool)
+    assert average_precision(hits, 4) == pytest.approx(0.25 * 1 + 0.25 * 2 / 3 + 0.25 * 3 / 5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_ap_matches_a_slow_reference_loop(seed):
+    rng = np.random.default_rng(seed)
+    hits = rng.random(60) < 0.6
+    n = int(hits.sum()) + int(rng.integers(0, 10))
+    assert average_precision(hits, n) == pytest.approx(slow_ap(list(hits), n))
+
+
+def test_kitti_40_point_ap_by_hand():
+    # One TP of one ground truth: precision 1 at recall 1 -> every recall point scores 1.
+    assert recall_points_ap(np.array([True]), 1) == 1.0
+    # Two ground truths, one found with precision 1: recall points 1/40..20/40 score 1.
+    assert recall_points_ap(np.array([True, False]), 2) == pytest.approx(20 / 40)
+
+
+def test_matching_takes_each_ground_truth_once_and_needs_the_iou():
+    gts = [torch.tensor([[0.0, 0, 10, 10], [20, 20, 30, 30]])]
+    dets = [
+        torch.tensor(
+            [
+                [0.0, 0, 10, 10, 0.9],  # TP for the first
+                [1.0, 1, 10, 10, 0.8],  # same object again: FP
+                [20.0, 20, 30, 26, 0.7],  # IoU 0.6 with the second: TP at 0.5, FP at 0.7
+                [50.0, 50, 60, 60, 0.6],  # nothing there: FP
+            ]
+        )
+    ]
+    scores, hits, n = match(dets, gts, 0.5)
+    assert n == 2 and scores.tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6])
+    assert hits.tolist() == [True, False, True, False]
+    assert match(dets, gts, 0.7)[1].tolist() == [True, False, False, False]
+
+
+def test_summary_by_hand():
+    gts = [torch.tensor([[0.0, 0, 10, 10]]), torch.tensor([[0.0, 0, 10, 10]])]
+    dets = [
+        torch.tensor([[0.0, 0, 10, 10, 0.9, 0]]),
+        torch.tensor([[50.0, 50, 60, 60, 0.8, 0], [0.0, 0, 10, 10, 0.3, 0]]),
+    ]
+    s = detection_summary(dets, gts, conf_threshold=0.5)
+    # At conf 0.5: detections 0.9 (TP) and 0.8 (FP): precision 1/2, recall 1/2, F1 1/2.
+    assert (s["precision"], s["recall"], s["F1"]) == (0.5, 0.5, 0.5)
+    # Ranked TP, FP, TP over 2 truths: AP = 0.5 * 1 + 0.5 * 2/3.
+    assert s["AP50"] == pytest.approx(0.5 + 1 / 3)
+    # The boxes are exact, so every IoU threshold gives the same AP.
+    assert s["AP50_95"] == pytest.approx(s["AP50"])
+
+
+def test_ignored_truths_neither_count_nor_punish():
+    truths = [torch.tensor([[0.0, 0, 10, 10], [20.0, 0, 30, 10]])]
+    ignored = [torch.tensor([False, True])]
+    detections = [
+        torch.tensor(
+            [
+                [0.0, 0, 10, 10, 0.9],  # the counted truth: a true positive
+                [20.0, 0, 30, 10, 0.8],  # the ignored truth: leaves the ranking
+                [50.0, 0, 60, 10, 0.7],  # nothing: a false positive
+            ]
+        )
+    ]
+    scores, hits, n = match(detections, truths, 0.5, ignored)
+    assert (
+        scores.tolist() == pytest.approx([0.9, 0.7]) and hits.tolist() == [True, False] and n == 1
+    )
+
+
+def kitti(type_, box, occluded=0, truncated=0.0):
+    return KittiObject(type_, truncated, occluded, 0.0, box, (1.5, 1.6, 3.9), (0, 1.65, 20), 0, 1)
+
+
+def test_kitti_levels_by_hand():
+    objects = [
+        [
+            kitti("Car", (100.0, 100, 200, 150)),  # 50 px tall, visible: every level
+            kitti("Car", (300.0, 100, 360, 130), occluded=2, truncated=0.4),  # 30 px: hard only
+            kitti("Van", (400.0, 100, 500, 160)),
+            kitti("DontCare", (600.0, 100, 700, 200)),
+        ]
+    ]
+    detections = [
+        torch.tensor(
+            [
+                [800.0, 100, 840, 120, 0.99],  # 20 px tall: below every level's minimum
+                [900.0, 100, 960, 130, 0.95],  # 30 px, on nothing: FP for moderate and hard
+                [100.0, 100, 200, 150, 0.90],  # the visible car
+                [300.0, 100, 360, 130, 0.80],  # the occluded car
+                [400.0, 100, 500, 160, 0.70],  # the van: ignored for cars
+                [610.0, 110, 690, 190, 0.60],  # inside the don't-care region
+            ]
+        )
+    ]
+    # easy: the 30 px FP is too small to count; one car, found first: AP 1.
+    assert kitti_level_ap(detections, objects, "Car", "easy") == pytest.approx(1.0)
+    # moderate: ranked FP, TP over one car: precision 1/2 at every recall level.
+    assert kitti_level_ap(detections, objects, "Car", "moderate") == pytest.approx(0.5)
+    # hard: FP, TP, TP over two cars: precision 0, 1/2, 2/3 at recall 0, 1/2, 1; the best
+    # precision at or beyond every recall level is 2/3.
+    assert kitti_level_ap(detections, objects, "Car", "hard") == pytest.approx(2 / 3)
+
+
+def test_interpolated_pr_by_hand():
+    # TP, FP, TP with 4 truths: precision 1, 1/2, 2/3 at recall 1/4, 1/4, 1/2.
+    curve = {
+        round(p["recall"], 2): p["precision"] for p in interpolated_pr(np.array([1, 0, 1], bool), 4)
+    }
+    assert len(curve) == 101
+    assert curve[0.0] == curve[0.25] == 1.0
+    assert curve[0.26] == curve[0.5] == pytest.approx(2 / 3)
+    assert curve[0.51] == curve[1.0] == 0.0

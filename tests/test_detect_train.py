@@ -1,0 +1,143 @@
+import copy
+import dataclasses
+
+import pytest
+import torch
+from torchvision.transforms import v2
+
+from kitti_pipeline.core.params import load_params
+from kitti_pipeline.detect.darknet import build_darknet, init_prediction_biases
+from kitti_pipeline.detect.data import DetectionSet, load_detection_set
+from kitti_pipeline.detect.evaluate import evaluate_detector
+from kitti_pipeline.detect.model_files import load_detector, save_detector
+from kitti_pipeline.detect.train import (
+    fit_detector,
+    flip_batch,
+    jitter_batch,
+    make_detector_optimizer,
+    train_one_epoch,
+)
+from kitti_pipeline.detect.yolo import scales_of
+from kitti_pipeline.pretrain.coco import make_object_scenes
+
+from .conftest import ROOT
+
+SMALL = ROOT / "cfg" / "yolov3-tiny-small.cfg"
+
+
+def test_flip_batch_mirrors_boxes_with_the_pixels():
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    images[:, :, 4:8, 2:10] = 255
+    targets = [torch.tensor([[0.0, 2, 4, 10, 8]])] * 2
+    flipped, boxes = flip_batch(images, targets, torch.tensor([True, False]))
+    assert boxes[0].tolist() == [[0.0, 22, 4, 30, 8]] and boxes[1].tolist() == [[0.0, 2, 4, 10, 8]]
+    assert (flipped[0, :, 4:8, 22:30] == 255).all() and flipped[0].sum() == images[0].sum()
+
+
+@pytest.mark.slow
+def test_small_detector_learns_a_few_frames(stage, params_file, tmp_path):
+    """Overfitting four synthetic frames must give a high AP in eval mode: this exercises data,
+    loss, BatchNorm statistics, decoding, NMS and AP together."""
+    stage("synthesize", "--params", params_file, "--out", tmp_path / "frames")
+    stems = ["000000", "000001", "000002", "000003"]
+    data = load_detection_set(tmp_path / "frames", stems, 3, keep=(0,), img_size=416)
+    assert data.images.shape == (4, 3, 416, 416)
+    torch.manual_seed(0)
+    model = build_darknet(ROOT / "cfg" / "yolov3-tiny-small.cfg", num_classes=1)
+    init_prediction_biases(model)
+    scales = scales_of(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    generator, step = torch.Generator().manual_seed(0), 0
+    for _ in range(100):
+        losses, step = train_one_epoch(
+            model,
+            data,
+            optimizer,
+            scales,
+            1,
+            4,
+            generator,
+            step,
+            2e-3,
+            warmup_steps=5,
+            augment=False,
+        )
+    summary = evaluate_detector(model, data, scales, conf_threshold=0.25, nms_iou=0.45)
+    assert summary["ground_truths"] == sum(len(t) for t in data.targets)
+    assert summary["AP50"] > 0.8, summary
+
+
+def test_jitter_batch_keeps_classes_with_their_boxes():
+    images = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+    targets = [torch.tensor([[3.0, 2, 4, 10, 8], [1.0, 20, 20, 24, 30]])]
+    flip = v2.Compose(
+        [v2.RandomHorizontalFlip(p=1.0), v2.SanitizeBoundingBoxes(labels_getter=lambda x: x[2])]
+    )
+    _, out = jitter_batch(images, targets, flip)
+    assert out[0].tolist() == [[3.0, 22, 4, 30, 8], [1.0, 8, 20, 12, 30]]
+
+
+def test_to_frame_undoes_the_letterbox():
+    # An 832x400 frame halved to 416x200 and padded 100 px above.
+    image = torch.zeros(1, 3, 416, 416, dtype=torch.uint8)
+    data = DetectionSet(image, [], ["a"], [(0.5, 0.5, 0.0, 100.0)], [(832, 400)])
+    rows = torch.tensor([[10.0, 110, 20, 120, 0.9, 0]])
+    assert data.to_frame(0, rows)[0].tolist() == pytest.approx([20.0, 20, 40, 40, 0.9, 0])
+
+
+def test_invalid_optimizer_is_named(params_file):
+    cfg = dataclasses.replace(load_params(params_file).detector.train, optimizer="rmsprop")
+    with pytest.raises(ValueError, match="Invalid optimizer 'rmsprop'"):
+        make_detector_optimizer(build_darknet(SMALL, 1), cfg)
+
+
+def test_detector_file_round_trip(tmp_path):
+    torch.manual_seed(0)
+    model = build_darknet(SMALL, 1).eval()
+    save_detector(tmp_path / "d.pt", model, SMALL.read_text(), {"classes": ["Car"], "epoch": 3})
+    loaded, info = load_detector(tmp_path / "d.pt")
+    assert info == {"classes": ["Car"], "epoch": 3}
+    x = torch.rand(1, 3, 64, 64)
+    with torch.no_grad():
+        assert all(torch.equal(a, b) for a, b in zip(model(x), loaded(x), strict=True))
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="other.pt: not a detector file"):
+        load_detector(tmp_path / "other.pt")
+
+
+@pytest.mark.slow
+def test_interrupted_training_resumes_to_the_same_weights(params_file):
+    """Stopping after epoch 1 and resuming from the saved state gives the weights and history
+    of an uninterrupted run, affine and colour jitter included."""
+    data = make_object_scenes(6, 64, seed=0)
+    train, val = data.select(slice(0, 4)), data.select(slice(4, 6))
+    cfg = dataclasses.replace(
+        load_params(params_file).detector.train,
+        epochs=2,
+        eval_every=1,
+        batch_size=2,
+        scale=0.2,
+        translate=0.1,
+        colour=0.2,
+    )
+
+    def fresh():
+        torch.manual_seed(0)
+        return build_darknet(SMALL, 10)
+
+    straight = fresh()
+    history = fit_detector(straight, train, val, cfg, 0.25, 0.45)
+
+    saved = {}
+
+    def interrupt(state):
+        saved.update(copy.deepcopy(state))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_detector(fresh(), train, val, cfg, 0.25, 0.45, on_epoch=interrupt)
+    assert saved["epoch"] == 1
+    resumed = fresh()
+    assert fit_detector(resumed, train, val, cfg, 0.25, 0.45, resume=saved) == history
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, resumed.state_dict()[name]), name
