@@ -295,12 +295,12 @@ def train_classifier(
     device = device or torch.device("cpu")
     run = f"{arch}-{regime}-s{seed}"
     rows = read_csv(split)
-    train, val = (
-        tuple(
-            t.to(device) for t in load_crops(crops, [r for r in rows if r["split"] == s], classes)
-        )
-        for s in ("train", "val")
-    )
+
+    def crops_of(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        chosen = [r for r in rows if r["split"] == name]
+        return tuple(t.to(device) for t in load_crops(crops, chosen, classes))
+
+    train, val = crops_of("train"), crops_of("val")
     torch.manual_seed(seed)
     model = build_classifier(arch, len(classes))
     if regime != "scratch":
@@ -314,7 +314,7 @@ def train_classifier(
         "train": params_to_dict(cfg),
         "classes": list(classes),
         "split": sha256_file(split),
-        "source": library_hash(),
+        "library": library_hash(),
         "init": sha256_file(init) if regime != "scratch" else None,
         "processes": world.size,
     }

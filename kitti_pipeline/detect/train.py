@@ -326,7 +326,7 @@ def train_detector(
         "detector": {k: v for k, v in params_to_dict(det).items() if k != "evaluate"},
         "frames": str(frames),
         "split": sha256_file(split),
-        "source": library_hash(),
+        "library": library_hash(),
         "init": sha256_file(init) if run == "transfer" else None,
         "processes": world.size,
     }
