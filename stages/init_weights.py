@@ -23,8 +23,10 @@ def main(argv=None):
         metrics="JSON summary of where they came from",
     )
     cfg = params.classifier.init
-    device = params.classifier.train.device
-    state, info = init_classifier_weights(args.arch, cfg, len(params.data.classes), device)
+    train = params.classifier.train
+    state, info = init_classifier_weights(
+        args.arch, cfg, len(params.data.classes), train.device, train.amp
+    )
     record = {**info, "code_version": code_version(), "params": params_to_dict(cfg)}
     save_init(args.out, args.arch, cfg.source, state, record)
     write_json(

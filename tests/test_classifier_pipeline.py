@@ -170,3 +170,59 @@ def test_random_init_is_a_seeded_torchvision_backbone(stage, params_file, tmp_pa
     assert set(saved) == set(reference) - {"fc.weight", "fc.bias"}
     assert all(torch.equal(saved[k], reference[k]) for k in saved)
     assert json.loads((tmp_path / "init.json").read_text())["source"] == "random"
+
+
+def test_a_new_crop_size_retrains_and_an_old_model_is_refused(stage, params_file, tmp_path, capsys):
+    import shutil
+
+    import yaml
+
+    run_data_stages(stage, params_file, tmp_path)
+    run = train_and_evaluate(stage, params_file, tmp_path, "mobilenet_v2", "scratch")
+    history = (tmp_path / f"history/{run}.csv").read_text()
+    split = (tmp_path / "split.csv").read_bytes()
+    shutil.copy(tmp_path / f"models/{run}.pt", tmp_path / "old.pt")
+
+    raw = yaml.safe_load(params_file.read_text())
+    raw["crop"]["image_size"] = 40
+    params_file.write_text(yaml.safe_dump(raw))
+    stage(
+        "crop",
+        "--params",
+        params_file,
+        "--frames",
+        tmp_path / "frames",
+        "--out",
+        tmp_path / "crops",
+    )
+    stage(
+        "split",
+        "--params",
+        params_file,
+        "--crops",
+        tmp_path / "crops",
+        "--out",
+        tmp_path / "split.csv",
+    )
+    assert (tmp_path / "split.csv").read_bytes() == split  # what the old resume key looked at
+    capsys.readouterr()
+    train_and_evaluate(stage, params_file, tmp_path, "mobilenet_v2", "scratch")
+    out = capsys.readouterr().out
+    assert "resuming" not in out and "(differing: crops)" in out
+    assert len(read_csv(tmp_path / f"history/{run}.csv")) == 2  # both epochs trained anew
+    # The losses are those of a model trained on the new crops, not the old model's.
+    assert (tmp_path / f"history/{run}.csv").read_text() != history
+    new = torch.load(tmp_path / f"models/{run}.pt", weights_only=True)
+    old = torch.load(tmp_path / "old.pt", weights_only=True)
+    assert (new["image_size"], old["image_size"]) == (40, 32)
+    assert not torch.equal(
+        new["state_dict"]["features.0.0.weight"], old["state_dict"]["features.0.0.weight"]
+    )
+    with pytest.raises(ValueError, match=r"old\.pt was trained on 32-px crops, but .* 40-px"):
+        stage(
+            "evaluate_classifier",
+            *("--params", params_file, "--crops", tmp_path / "crops"),
+            *("--split", tmp_path / "split.csv", "--model", tmp_path / "old.pt"),
+            *("--metrics", tmp_path / "m.json", "--predictions", tmp_path / "p.csv"),
+            *("--figure", tmp_path / "c.png"),
+        )

@@ -222,3 +222,33 @@ def test_objectness_prior():
     for k in model.prediction_convs():
         bias = model.convolutions()[k].conv.bias.view(3, 6)
         assert torch.sigmoid(bias[:, 4]).tolist() == pytest.approx([0.01] * 3, rel=1e-5)
+
+
+def test_a_cut_off_read_takes_exactly_the_cut_off_or_the_whole_file(tmp_path):
+    torch.manual_seed(0)
+    model = build_darknet(TINY, num_classes=1)
+    values = [
+        t.detach().numpy().ravel() for c in model.convolutions()[:7] for t in _conv_tensors(c)
+    ]
+    backbone = np.concatenate(values).astype(np.float32)
+
+    def version_0_0(name, seen_bytes):
+        with open(tmp_path / name, "wb") as f:
+            np.array([0, 0, 0], dtype=np.int32).tofile(f)
+            f.write(b"\0" * seen_bytes)
+            backbone.tofile(f)
+        return tmp_path / name
+
+    # Version 0.0 has a 4-byte `seen`: the file holds exactly the cut-off's values.
+    target = build_darknet(TINY, num_classes=1)
+    assert read_weights(target, version_0_0("four.weights", 4), cutoff=7)["loaded"] == 7
+    for mine, theirs in zip(target.convolutions()[:7], model.convolutions()[:7], strict=True):
+        assert torch.equal(mine.conv.weight, theirs.conv.weight)
+    # A writer that gave `seen` 8 bytes: one value too many, which would shift every weight.
+    with pytest.raises(
+        ValueError, match=r"eight\.weights: holds [\d,]+ values after its version 0\.0"
+    ):
+        read_weights(target, version_0_0("eight.weights", 8), cutoff=7)
+    # A whole file read for its first convolutions only is fine.
+    write_weights(model, tmp_path / "whole.weights")
+    assert read_weights(target, tmp_path / "whole.weights", cutoff=7)["loaded"] == 7

@@ -31,8 +31,26 @@ def test_detections_come_back_in_frame_pixels():
         raw = model(boxed[None].float() / 255)
     expected = detect(raw, scales_of(model), 0.05, 0.45)[0]
     expected[:, :4] = unletterbox(expected[:, :4], transform, 400, 150)
+    expected = expected[(expected[:, 2] > expected[:, 0]) & (expected[:, 3] > expected[:, 1])]
     assert len(found) == len(expected) > 0
     assert torch.allclose(found, expected, atol=1e-3)
+
+
+def test_boxes_wholly_in_the_letterbox_padding_are_left_out():
+    model = random_detector()
+    frame = torch.randint(0, 256, (3, 100, 400), dtype=torch.uint8)  # 128: 32 rows, 48 padding
+    boxed, _, transform = letterbox(frame, torch.zeros(0, 4), 128)
+    with torch.no_grad():
+        raw = model(boxed[None].float() / 255)
+    every = detect(raw, scales_of(model), 0.001, 0.45)[0]
+    top, bottom = transform[3], transform[3] + 100 * transform[1]
+    in_padding = (every[:, 3] <= top) | (every[:, 1] >= bottom)
+    assert in_padding.sum() > 0  # the untrained model does put boxes there
+    found = detect_frames(model, [frame], 128, 0.001, 0.45)[0]
+    assert len(found) == (~in_padding).sum() > 0
+    assert (found[:, 0] >= 0).all() and (found[:, 2] <= 400).all()
+    assert (found[:, 1] >= 0).all() and (found[:, 3] <= 100).all()
+    assert ((found[:, 2] > found[:, 0]) & (found[:, 3] > found[:, 1])).all()
 
 
 def test_kitti_detect_command(tmp_path):

@@ -186,6 +186,14 @@ def test_init_from_a_darknet_file_checks_its_sha256(stage, params_file, tmp_path
         initialise(stage, params_file, tmp_path)
     assert not (tmp_path / "init.weights").exists()
 
+    # A file that does not fit the cfg: the error names the user's file, not a temporary copy.
+    (tmp_path / "short.weights").write_bytes((tmp_path / "coco.weights").read_bytes()[:-400])
+    raw["detector"]["init"].update(weights=str(tmp_path / "short.weights"), sha256=None)
+    params_file.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=rf"^{tmp_path / 'short.weights'}: truncated"):
+        initialise(stage, params_file, tmp_path)
+    assert not (tmp_path / "init.weights").exists()
+
 
 def test_random_init_writes_the_weights_of_a_seeded_model(stage, params_file, tmp_path):
     torch.manual_seed(3)

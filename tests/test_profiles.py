@@ -85,3 +85,19 @@ def test_demo_profile_lists_every_key_another_profile_sets():
     demo = read_profile("demo")
     for name in ("study", "ci"):
         merge_overrides(demo, read_profile(name))  # raises on a key the demo lacks
+
+
+def test_a_profile_gives_the_same_params_whatever_came_before(params_copy, tmp_path):
+    apply_profile("study", params_copy)
+    study = yaml.safe_load(params_copy.read_text())
+    for before in ("ci", "demo", "study"):
+        shutil.copy(ROOT / "params.yaml", params_copy)
+        apply_profile(before, params_copy)
+        apply_profile("study", params_copy)
+        assert yaml.safe_load(params_copy.read_text()) == study, f"{before} then study"
+        assert describe_profile(yaml.safe_load(params_copy.read_text())) == "study"
+    apply_profile("ci", params_copy)
+    apply_profile("demo", params_copy)
+    assert yaml.safe_load(params_copy.read_text()) == yaml.safe_load(
+        (ROOT / "params.yaml").read_text()
+    )

@@ -96,3 +96,33 @@ def test_fetch_weights_from_a_url_uses_the_hub_cache(hub_dir):
     (hub_dir / "checkpoints" / "yolov3.weights").write_bytes(b"coco")
     found = weights.fetch_weights(url, hashlib.sha256(b"coco").hexdigest())
     assert found == hub_dir / "checkpoints" / "yolov3.weights"
+
+
+@pytest.mark.parametrize("amp", [True, False])
+def test_the_imagenet_stand_in_trains_with_the_params_autocast(monkeypatch, amp):
+    from kitti_pipeline.core.params import ClassifierInitParams
+    from kitti_pipeline.pretrain import imagenet
+
+    seen = []
+    real_fit = imagenet.fit
+
+    def spy(model, regime, train, val, cfg, *args, **kwargs):
+        seen.append(cfg.amp)
+        return real_fit(model, regime, train, val, cfg, *args, **kwargs)
+
+    monkeypatch.setattr(imagenet, "fit", spy)
+    cfg = ClassifierInitParams("synthetic", None, 0, 20, 32, 1, 10, 0.001)
+    state, info = imagenet.init_classifier_weights("mobilenet_v2", cfg, 3, "cpu", amp)
+    assert seen == [amp] and info["epochs"] == 1
+    assert "classifier.1.weight" not in state
+
+
+def test_the_kitti_subset_is_never_committed():
+    import subprocess
+
+    from .conftest import ROOT
+
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "data/kitti_subset/images/000000.png"], cwd=ROOT
+    )
+    assert ignored.returncode == 0

@@ -39,10 +39,19 @@ def evaluate_classifier(
         crops, split: The crop stage's folder and the split CSV.
         classes: Class names in id order; the model must have been trained on them.
         bootstrap: Resamples of the test crops (seeded by the run's seed).
+
+    Raises:
+        ValueError: when the model was trained on other classes or another crop size.
     """
     model, record = load_classifier(model_file, classes)
     rows = [r for r in read_csv(split) if r["split"] == "test"]
     images, labels = load_crops(crops, rows, classes)
+    size = images.shape[-1]
+    if record.get("image_size") != size:
+        raise ValueError(
+            f"{model_file} was trained on {record.get('image_size')}-px crops, but {crops} holds "
+            f"{size}-px crops: retrain it on these crops"
+        )
     predicted = predict(model, images).argmax(1)
 
     y_true, y_pred = labels.numpy(), predicted.numpy()

@@ -38,7 +38,7 @@ from kitti_pipeline.core.device import autocast
 from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import read_csv, sha256_file
 from kitti_pipeline.core.params import ClassifierTrainParams, params_to_dict
-from kitti_pipeline.core.resumable import Resumable, epoch_generator
+from kitti_pipeline.core.resumable import Resumable, epoch_generator, tensor_digest
 from kitti_pipeline.core.version import code_version, library_hash
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -276,7 +276,7 @@ def train_classifier(
     """One (architecture, regime, seed) run of the classifier study, resumed when it can be.
 
     The checkpoint is saved after every epoch and resumed from when the run's params, split,
-    starting weights, library code and process count are those it was saved under.
+    crop pixels, starting weights, library code and process count are those it was saved under.
 
     Args:
         arch, regime, seed: The run.
@@ -290,7 +290,7 @@ def train_classifier(
 
     Returns:
         The trained model (on `device`) and its record for `save_classifier`: the run, classes,
-        parameter counts, per-epoch history, seconds, device, params and code version.
+        crop size, parameter counts, per-epoch history, seconds, device, params and code version.
     """
     device = device or torch.device("cpu")
     run = f"{arch}-{regime}-s{seed}"
@@ -314,6 +314,8 @@ def train_classifier(
         "train": params_to_dict(cfg),
         "classes": list(classes),
         "split": sha256_file(split),
+        # The pixels themselves: a new crop size or resize mode leaves split.csv as it was.
+        "crops": tensor_digest(*train, *val),
         "library": library_hash(),
         "init": sha256_file(init) if regime != "scratch" else None,
         "processes": world.size,
@@ -347,6 +349,7 @@ def train_classifier(
         "regime": regime,
         "seed": seed,
         "classes": list(classes),
+        "image_size": train[0].shape[-1],
         "trainable_params": trainable,
         "total_params": total,
         "history": history,

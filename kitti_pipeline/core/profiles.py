@@ -44,6 +44,25 @@ def read_profile(name: str | Path) -> dict:
     return overrides
 
 
+def profile_values(profile: str | Path) -> dict:
+    """A profile's values on top of the demo's.
+
+    The demo profile lists every key a shipped profile sets, so starting from it resets what
+    the previous profile set: a profile gives the same params.yaml whatever came before it.
+    """
+    values = read_profile(PROFILES_DIR / "demo.yaml")
+    _overlay(values, read_profile(profile))
+    return values
+
+
+def _overlay(target: dict, overrides: dict) -> None:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _overlay(target[key], value)
+        else:
+            target[key] = value
+
+
 def merge_overrides(target: dict, overrides: dict, prefix: str = "") -> None:
     """Write `overrides` into `target` in place, refusing keys that `target` does not have.
 
@@ -75,7 +94,7 @@ def differing_keys(raw: dict, overrides: dict, prefix: str = "") -> list[str]:
 
 
 def apply_profile(profile: str | Path, params_path: str | Path = "params.yaml") -> list[str]:
-    """Rewrite `params_path` with a profile's values, keeping its comments.
+    """Rewrite `params_path` with a profile's values (over the demo's), keeping its comments.
 
     Returns:
         The dotted keys whose values changed.
@@ -85,7 +104,7 @@ def apply_profile(profile: str | Path, params_path: str | Path = "params.yaml") 
             type-check; params.yaml is then left untouched.
     """
     path, params_path = profile_path(profile), Path(params_path)
-    overrides = read_profile(path)
+    overrides = profile_values(path)
     rt = YAML()
     rt.preserve_quotes = True
     rt.width = 100

@@ -12,6 +12,7 @@ earlier epochs, so a resumed run draws exactly what an uninterrupted one would.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -26,6 +27,16 @@ from kitti_pipeline.core.files import atomic_path
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
     """The generator for one epoch's batch order and flips; independent of earlier epochs."""
     return torch.Generator().manual_seed(seed * 100_003 + epoch)
+
+
+def tensor_digest(*tensors: torch.Tensor) -> str:
+    """A sha256 of tensors' shapes, dtypes and values: the content a run actually loaded."""
+    digest = hashlib.sha256()
+    for t in tensors:
+        t = t.detach().cpu().contiguous()
+        digest.update(f"{tuple(t.shape)} {t.dtype};".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def differing_fields(saved: Any, key: Any, prefix: str = "") -> list[str]:

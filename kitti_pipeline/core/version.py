@@ -17,16 +17,31 @@ def library_hash() -> str:
     return digest.hexdigest()[:12]
 
 
-def code_version() -> str:
-    """The git commit (with `-dirty` for local changes) and the library hash."""
+# What counts as code: a change here makes the version `-dirty`; a stage's own outputs do not.
+CODE_PATHS = ("kitti_pipeline", "stages")
+
+
+def git_version(root: Path) -> str:
+    """The commit checked out in `root`, with `-dirty` when its code differs from that commit.
+
+    Only `CODE_PATHS` count (untracked files there included), so the outputs a `dvc repro`
+    writes into tracked metrics and plots do not make the code look modified.
+    """
     try:
-        commit = subprocess.run(
-            ["git", "describe", "--always", "--dirty", "--abbrev=12"],
-            cwd=PACKAGE_DIR,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        commit, changed = (
+            subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, check=True
+            ).stdout.strip()
+            for args in (
+                ["describe", "--always", "--abbrev=12"],
+                ["status", "--porcelain", "--", *CODE_PATHS],
+            )
+        )
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return f"{commit}+src.{library_hash()}"
+        return "unknown"
+    return f"{commit}-dirty" if changed else commit
+
+
+def code_version() -> str:
+    """The git commit (with `-dirty` for local changes to the code) and the library hash."""
+    return f"{git_version(PACKAGE_DIR.parent)}+src.{library_hash()}"

@@ -288,7 +288,8 @@ def read_weights(model: Darknet, path: str | Path, cutoff: int | None = None) ->
         The header (`version`, `seen`) and how many conv layers were loaded.
 
     Raises:
-        ValueError: when the file ends early or, without `cutoff`, has values left over.
+        ValueError: when the file ends early or, without `cutoff`, has values left over; with
+            `cutoff`, unless it holds exactly the cut-off's values or at least the whole cfg's.
     """
     data = Path(path).read_bytes()
     if len(data) < 16:
@@ -300,15 +301,25 @@ def read_weights(model: Darknet, path: str | Path, cutoff: int | None = None) ->
     values = np.frombuffer(data, np.float32, offset=offset, count=(len(data) - offset) // 4)
     convs = model.convolutions()[:cutoff]
     expected = sum(t.numel() for conv in convs for t in _conv_tensors(conv))
+    whole = sum(t.numel() for conv in model.convolutions() for t in _conv_tensors(conv))
     if len(values) < expected:
         raise ValueError(
             f"{path}: truncated: holds {len(values):,} values, the cfg's "
             f"{len(convs)} convolutions need {expected:,}"
         )
-    if cutoff is None and (len(values) > expected or (len(data) - offset) % 4):
+    if (len(data) - offset) % 4 or (cutoff is None and len(values) > expected):
         raise ValueError(
             f"{path}: oversized: {len(values) - expected:,} values left after the "
             f"cfg's {len(convs)} convolutions (wrong cfg or number of classes?)"
+        )
+    # Nothing marks where a backbone-only file's values end, so a count that fits neither the
+    # cut-off nor the whole cfg means a misread, e.g. a version-0.0 header whose writer gave
+    # `seen` 8 bytes instead of 4, which would shift every value by one.
+    if cutoff is not None and len(values) != expected and len(values) < whole:
+        raise ValueError(
+            f"{path}: holds {len(values):,} values after its version {major}.{minor} header: "
+            f"neither the {expected:,} of the first {len(convs)} convolutions nor the "
+            f"{whole:,} of the whole cfg (a header of another size, or another cfg?)"
         )
     position = 0
     with torch.no_grad():

@@ -64,7 +64,11 @@ def detect_frames(
     device: torch.device | str = "cpu",
 ) -> list[torch.Tensor]:
     """Detections of each (3, H, W) uint8 image, (N, 6) rows `x1, y1, x2, y2, score, class` in
-    its own pixels, best first."""
+    its own pixels (clipped to it), best first.
+
+    A box that lies wholly in the letterbox padding has no area once clipped to the image and is
+    left out: it is not a detection of anything in the image.
+    """
     boxed = [letterbox(image, torch.zeros(0, 4), img_size) for image in images]
     data = DetectionSet(
         torch.stack([b[0] for b in boxed]),
@@ -77,7 +81,11 @@ def detect_frames(
     detections, _ = predict_detections(
         fused, data.to(device), scales_of(model), conf_threshold, nms_iou
     )
-    return [data.to_frame(i, d) for i, d in enumerate(detections)]
+    out = []
+    for i, found in enumerate(detections):
+        found = data.to_frame(i, found)
+        out.append(found[(found[:, 2] > found[:, 0]) & (found[:, 3] > found[:, 1])])
+    return out
 
 
 def read_image(path: str | Path) -> torch.Tensor:

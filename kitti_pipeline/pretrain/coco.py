@@ -175,7 +175,7 @@ def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
         if cfg.weights is None:
             raise ValueError("detector.init.source is darknet, but detector.init.weights is null")
         path = fetch_weights(cfg.weights, cfg.sha256)
-        classes, convolutions, info = cfg.weights_classes, cfg.convolutions, {}
+        classes, convolutions, info, checked = cfg.weights_classes, cfg.convolutions, {}, path
 
         def write(tmp: Path) -> None:
             shutil.copyfile(path, tmp)
@@ -192,15 +192,16 @@ def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
                 det.cfg, cfg.pretrain_frames, det.img_size, schedule, device
             )
             classes = len(OBJECT_CLASSES)
-        convolutions = None
+        convolutions, checked = None, None
 
         def write(tmp: Path) -> None:
             write_weights(model, tmp)
 
     with atomic_path(out) as tmp:
         write(tmp)
+        # The user's own file is checked as itself, so that an error names it, not `tmp`.
         loaded = transfer_weights(
-            build_darknet(det.cfg, len(det.classes)), tmp, det.cfg, classes, convolutions
+            build_darknet(det.cfg, len(det.classes)), checked or tmp, det.cfg, classes, convolutions
         )
     return {
         "source": cfg.source,

@@ -57,8 +57,11 @@ def pretrain_classifier(
     lr: float,
     seed: int,
     device: torch.device,
+    amp: bool = True,
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Train `arch` from scratch on the object images, as ImageNet pretraining would.
+
+    `amp` is bfloat16 autocast on CUDA (`classifier.train.amp`); it changes nothing on the CPU.
 
     Returns:
         The trained state dict (its head has `len(OBJECT_CLASSES)` outputs) and a summary with
@@ -76,7 +79,7 @@ def pretrain_classifier(
         epochs=epochs,
         augment=True,
         cache_frozen_features=False,
-        amp=True,
+        amp=amp,
     )
     history = fit(
         model,
@@ -100,12 +103,13 @@ def pretrain_classifier(
 
 
 def init_classifier_weights(
-    arch: str, cfg: ClassifierInitParams, num_classes: int, device: str
+    arch: str, cfg: ClassifierInitParams, num_classes: int, device: str, amp: bool
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """The starting backbone of `arch` for the transfer regimes, from `cfg.source`.
 
     `imagenet` reads torchvision's ImageNet file (`cfg.imagenet_dir` or the torch hub cache);
-    `synthetic` pretrains on this module's task, on `device` (`auto`, `cpu` or `cuda`);
+    `synthetic` pretrains on this module's task, on `device` (`auto`, `cpu` or `cuda`), with
+    bfloat16 autocast on CUDA when `amp`;
     `random` draws weights from `cfg.seed`.
 
     Returns:
@@ -129,6 +133,7 @@ def init_classifier_weights(
             cfg.pretrain_lr,
             cfg.seed,
             resolve_device(device),
+            amp,
         )
     backbone_state = {k: v.cpu() for k, v in state.items() if k not in HEAD_KEYS[arch]}
     # The shapes must fit before anything is saved.
