@@ -206,3 +206,36 @@ def test_random_init_writes_the_weights_of_a_seeded_model(stage, params_file, tm
     info = json.loads((tmp_path / "init.json").read_text())
     assert (info["source"], info["file_classes"], info["loaded_convolutions"]) == ("random", 80, 11)
     assert (tmp_path / "init.weights").read_bytes() == (tmp_path / "reference.weights").read_bytes()
+
+
+def test_new_post_processing_redoes_the_val_history_of_a_finished_run(
+    stage, params_file, tmp_path, capsys
+):
+    run_data_stages(stage, params_file, tmp_path)
+    initialise(stage, params_file, tmp_path)
+    raw = yaml.safe_load(params_file.read_text())
+    raw["detector"]["train"]["epochs"] = 3
+    params_file.write_text(yaml.safe_dump(raw))
+    train(stage, params_file, tmp_path, "scratch")
+    old = read_csv(tmp_path / "history/scratch.csv")
+
+    raw["detector"]["evaluate"].update(conf_threshold=0.002, nms_iou=0.3)
+    params_file.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    train(stage, params_file, tmp_path, "scratch")
+    out = capsys.readouterr().out
+    assert "resuming after epoch 3" in out and "3 evaluations redone" in out
+    redone = read_csv(tmp_path / "history/scratch.csv")
+    assert redone != old
+    assert [r["train_total"] for r in redone] == [r["train_total"] for r in old]
+
+    # The same history as a run trained from the start under the new params.
+    fresh = tmp_path / "fresh"
+    for name in ("frames", "split.csv", "init.weights", "init.json"):
+        (fresh / name).parent.mkdir(parents=True, exist_ok=True)
+        (fresh / name).symlink_to(tmp_path / name)
+    train(stage, params_file, fresh, "scratch")
+    assert read_csv(fresh / "history/scratch.csv") == redone
+    model = torch.load(tmp_path / "models/scratch/best.pt", weights_only=True)
+    again = torch.load(fresh / "models/scratch/best.pt", weights_only=True)
+    assert model["epoch"] == again["epoch"] and model["val"] == again["val"]

@@ -34,7 +34,7 @@ from kitti_pipeline.classify.models import (
     set_train_mode,
     trainable_parameters,
 )
-from kitti_pipeline.core.device import autocast
+from kitti_pipeline.core.device import autocast, describe_device
 from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import read_csv, sha256_file
 from kitti_pipeline.core.params import ClassifierTrainParams, params_to_dict
@@ -294,6 +294,8 @@ def train_classifier(
     """
     device = device or torch.device("cpu")
     run = f"{arch}-{regime}-s{seed}"
+    if world.main:
+        print(f"{run}: training on {describe_device(device)}, {world.size} process(es)")
     rows = read_csv(split)
 
     def crops_of(name: str) -> tuple[torch.Tensor, torch.Tensor]:

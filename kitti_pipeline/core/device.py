@@ -8,12 +8,40 @@ import torch
 
 
 def resolve_device(name: str) -> torch.device:
-    """`auto` picks CUDA when available; asking for CUDA without one is an error."""
+    """`auto` picks CUDA when available, else the CPU (saying why); `cuda` without it is an error.
+
+    Raises:
+        RuntimeError: for `cuda` when torch cannot use a CUDA device, with torch's own reason
+            (no driver, a driver too old for this build, no device).
+    """
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.version.cuda is not None:  # a CUDA build that found no usable GPU
+            print(f"device: auto runs on the CPU: {cuda_problem()}")
+        return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was asked for, but torch sees no CUDA device")
+        raise RuntimeError(f"device: cuda was asked for, but {cuda_problem()}")
     return torch.device(name)
+
+
+def cuda_problem() -> str:
+    """Why torch cannot use CUDA here, in torch's words where it gives them."""
+    build = f"torch {torch.__version__}, built for CUDA {torch.version.cuda}"
+    if torch.version.cuda is None:
+        return f"this torch is built without CUDA ({build})"
+    try:
+        torch.cuda.init()
+    except Exception as err:  # torch reports a missing or too-old driver this way
+        return f"torch cannot use CUDA: {err} ({build})"
+    return f"torch sees {torch.cuda.device_count()} CUDA devices ({build})"
+
+
+def describe_device(device: torch.device) -> str:
+    """The device and, for CUDA, the GPU's name: what a training stage prints at its start."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return str(device)
 
 
 def autocast(device: torch.device, enabled: bool):

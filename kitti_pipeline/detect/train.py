@@ -19,7 +19,7 @@ from rich.progress import Progress
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from kitti_pipeline.core.device import autocast
+from kitti_pipeline.core.device import autocast, describe_device
 from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import sha256_file
 from kitti_pipeline.core.params import DetectorParams, DetectorTrainParams, params_to_dict
@@ -39,6 +39,7 @@ from kitti_pipeline.detect.predict import predict_detections
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
 
 RUNS = ("transfer", "scratch")
+VAL_METRICS = ("precision", "recall", "AP50", "F1")
 
 
 def flip_batch(images: torch.Tensor, targets: list[torch.Tensor], flips: torch.Tensor):
@@ -235,20 +236,12 @@ def fit_detector(
             progress.remove_task(task)
             line = f"{description} epoch {epoch}/{cfg.epochs}: loss {losses['total']:.3f}"
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                detections, val_loss = predict_detections(
-                    model, val, scales, 0.001, nms_iou, num_classes=num_classes, amp=cfg.amp
-                )
-                summaries = [
-                    class_summary(detections, val, k, conf_threshold) for k in range(num_classes)
-                ]
+                val_loss, metrics = validate(model, val, conf_threshold, nms_iou, cfg.amp)
                 row = {
                     "epoch": epoch,
                     **{f"train_{k}": v for k, v in losses.items()},
                     "val_loss": val_loss,
-                    **{
-                        k: sum(c[k] for c in summaries) / num_classes
-                        for k in ("precision", "recall", "AP50", "F1")
-                    },
+                    **metrics,
                 }
                 history.append(row)
                 line += f", val loss {val_loss:.3f} AP50 {row['AP50']:.3f} F1 {row['F1']:.3f}"
@@ -264,9 +257,51 @@ def fit_detector(
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "history": history,
+                        "evaluate": {"conf_threshold": conf_threshold, "nms_iou": nms_iou},
                     }
                 )
     return history
+
+
+def validate(
+    model: Darknet, val: DetectionSet, conf_threshold: float, nms_iou: float, amp: bool = False
+) -> tuple[float, dict[str, float]]:
+    """The val loss, and the mean over classes of precision, recall, AP@0.5 and F1.
+
+    AP ranks every detection above 0.001; precision, recall and F1 count those above
+    `conf_threshold`. Only these metrics depend on the post-processing, never the loss.
+    """
+    num_classes = model_classes(model)
+    detections, val_loss = predict_detections(
+        model, val, scales_of(model), 0.001, nms_iou, num_classes=num_classes, amp=amp
+    )
+    summaries = [class_summary(detections, val, k, conf_threshold) for k in range(num_classes)]
+    return val_loss, {k: sum(c[k] for c in summaries) / num_classes for k in VAL_METRICS}
+
+
+def revalidate(
+    model: Darknet,
+    history: list[dict],
+    checkpoints: Path,
+    val: DetectionSet,
+    conf_threshold: float,
+    nms_iou: float,
+    amp: bool = False,
+) -> list[dict]:
+    """`history` with each row's val metrics recomputed from its epoch's saved weights.
+
+    For a run resumed under other post-processing params: training does not depend on them,
+    so this gives the history that a run from scratch under the new params would give.
+    """
+    rows = []
+    for row in history:
+        saved = torch.load(
+            checkpoints / epoch_checkpoint(row["epoch"]), map_location="cpu", weights_only=True
+        )
+        model.load_state_dict(saved["model"])
+        _, metrics = validate(model, val, conf_threshold, nms_iou, amp)
+        rows.append({**row, **metrics})
+    return rows
 
 
 def train_detector(
@@ -302,6 +337,8 @@ def train_detector(
     if run not in RUNS:
         raise ValueError(f"Invalid run {run!r}: expected one of {RUNS}")
     device = device or torch.device("cpu")
+    if world.main:
+        print(f"{run}: training on {describe_device(device)}, {world.size} process(es)")
     cfg = det.train
     train, val = (
         load_split(frames, split, name, det.classes, det.img_size).to(device)
@@ -336,6 +373,15 @@ def train_detector(
     resume = resumable.load()
     if resume is not None:
         print(f"{run}: resuming after epoch {resume['epoch']}")
+        evaluate = {"conf_threshold": det.evaluate.conf_threshold, "nms_iou": det.evaluate.nms_iou}
+        if resume.get("evaluate") != evaluate:
+            history = revalidate(
+                model, resume["history"], checkpoints, val, **evaluate, amp=cfg.amp
+            )
+            resume = {**resume, "history": history, "evaluate": evaluate}
+            if world.main:
+                resumable.save(resume)
+            print(f"{run}: {len(history)} evaluations redone under {evaluate}")
     if world.main:
         checkpoints.mkdir(parents=True, exist_ok=True)
 

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from kitti_pipeline.core.device import resolve_device
+from kitti_pipeline.core.device import describe_device, resolve_device
 from kitti_pipeline.core.files import atomic_path, sha256_file
 from kitti_pipeline.core.params import DetectorInitParams, DetectorParams, DetectorTrainParams
 from kitti_pipeline.detect.darknet import (
@@ -128,6 +128,7 @@ def pretrain_detector(
     Returns:
         The trained model and a summary with the held-out AP@0.5 of each object class.
     """
+    print(f"pretrain detector: training on {describe_device(device)}")
     data = make_object_scenes(frames, img_size, train.seed).to(device)
     cut = int(0.8 * frames)
     data, held_out = data.select(slice(0, cut)), data.select(slice(cut, frames))

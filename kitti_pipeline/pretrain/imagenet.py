@@ -14,7 +14,7 @@ from PIL import Image
 
 from kitti_pipeline.classify.models import HEAD_KEYS, build_classifier, load_backbone
 from kitti_pipeline.classify.train import FitConfig, fit, predict
-from kitti_pipeline.core.device import resolve_device
+from kitti_pipeline.core.device import describe_device, resolve_device
 from kitti_pipeline.core.params import ClassifierInitParams
 from kitti_pipeline.pretrain.objects import DRAW, OBJECT_CLASSES, background, finish, object_shape
 from kitti_pipeline.pretrain.real_weights import load_imagenet_state
@@ -67,6 +67,7 @@ def pretrain_classifier(
         The trained state dict (its head has `len(OBJECT_CLASSES)` outputs) and a summary with
         the held-out accuracy on the task, which shows the features learned something.
     """
+    print(f"pretrain {arch}: training on {describe_device(device)}")
     torch.manual_seed(seed)
     x, y = make_object_images(images, image_size, seed)
     cut = int(0.8 * images)
