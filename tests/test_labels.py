@@ -116,6 +116,18 @@ def test_kitti_to_yolo_by_hand(tmp_path):
             "Car 0.00 7 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59",
             "occluded 7 is not one of",
         ),
+        (
+            "Car 0.00 0 -1.58 nan 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59",
+            "x1 'nan' is not a finite number",
+        ),
+        (
+            "Car 0.00 0 -1.58 587.01 173.33 inf 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59",
+            "x2 'inf' is not a finite number",
+        ),
+        (
+            "Car 2.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59",
+            "truncated 2.00 is not between 0 and 1",
+        ),
     ],
 )
 def test_malformed_kitti_line_names_file_and_line(tmp_path, line, problem):

@@ -4,6 +4,7 @@ import pytest
 from PIL import Image
 
 from kitti_pipeline.data.crops import DatasetError
+from kitti_pipeline.data.labels import LabelError
 from kitti_pipeline.data.subset import main, select_frames
 
 CAR = "Car 0.00 0 -1.58 587.01 173.33 614.12 200.12 1.65 1.67 3.64 -0.65 1.71 46.70 -1.59\n"
@@ -49,4 +50,27 @@ def test_unpaired_kitti_file_is_an_error(tmp_path):
     training = make_training(tmp_path / "training")
     (training / "image_2" / "000002.png").unlink()
     with pytest.raises(DatasetError, match=r"label_2/000002\.txt: no matching image"):
+        main(["--training", str(training), "--out", str(tmp_path / "o"), "--frames", "2"])
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda path: path.write_bytes(path.read_bytes()[:2000]), "cannot read image"),
+        (lambda path: path.write_text("not an image"), "cannot read image"),
+    ],
+)
+def test_an_unreadable_image_is_refused_by_name(tmp_path, damage, problem):
+    training = make_training(tmp_path / "training", count=3)
+    Image.effect_noise((1242, 375), 50).convert("RGB").save(training / "image_2" / "000001.png")
+    damage(training / "image_2" / "000001.png")
+    with pytest.raises(DatasetError, match=rf"image_2/000001\.png: {problem}"):
+        main(["--training", str(training), "--out", str(tmp_path / "o"), "--frames", "3"])
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_nan_box_is_refused_at_its_kitti_line(tmp_path):
+    training = make_training(tmp_path / "training", count=2)
+    (training / "label_2" / "000001.txt").write_text(CAR + CAR.replace("587.01", "nan"))
+    with pytest.raises(LabelError, match=r"label_2/000001\.txt:2: x1 'nan' is not a finite"):
         main(["--training", str(training), "--out", str(tmp_path / "o"), "--frames", "2"])

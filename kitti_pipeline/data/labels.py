@@ -170,9 +170,14 @@ def parse_kitti_line(text: str, line: int) -> KittiObject:
             values[name] = float(field)
         except ValueError:
             raise ValueError(f"{name} {field!r} is not a number") from None
+        if not math.isfinite(values[name]):
+            raise ValueError(f"{name} {field!r} is not a finite number")
     occluded = values["occluded"]
     if occluded not in (-1, 0, 1, 2, 3):
         raise ValueError(f"occluded {fields[2]} is not one of 0, 1, 2, 3")
+    truncated = values["truncated"]
+    if not (0 <= truncated <= 1 or truncated == -1):  # -1: DontCare
+        raise ValueError(f"truncated {fields[1]} is not between 0 and 1")
     return KittiObject(
         type=fields[0],
         truncated=values["truncated"],

@@ -54,6 +54,20 @@ def kitti_frames(training: Path) -> dict[str, tuple[Path, Path]]:
     return {s: (images[s], labels[s]) for s in images}
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """The (width, height) of an image file, after decoding it whole.
+
+    Raises:
+        DatasetError: naming the file, when it is not an image or is cut short.
+    """
+    try:
+        with Image.open(path) as opened:
+            opened.load()
+            return opened.size
+    except (OSError, SyntaxError) as err:  # PIL's errors for unreadable and truncated files
+        raise DatasetError(f"{path}: cannot read image ({err})") from None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -75,8 +89,7 @@ def main(argv=None):
         (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
         for stem in chosen:
             image, label = available[stem]
-            with Image.open(image) as opened:
-                width, height = opened.size
+            width, height = image_size(image)
             lines, skipped = kitti_to_yolo(
                 read_kitti_labels(label), width, height, CLASSES, KITTI_CLASS_MAP, source=label
             )
