@@ -1,7 +1,7 @@
 """Stage `classifier_report`: Tables 4 and 5 from every classifier run's metrics."""
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_json, write_text
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.report.tables import markdown_tables, read_classifier_runs, summarise_seeds
 
 
@@ -27,4 +27,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

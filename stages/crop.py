@@ -6,8 +6,8 @@ Writes `images/<frame>_<line>.png`, `manifest.csv` (crop, class, frame, label li
 
 from rich.progress import track
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import atomic_dir, write_csv, write_json
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.data.crops import (
     MANIFEST_FIELDS,
     SKIP_FIELDS,
@@ -45,4 +45,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

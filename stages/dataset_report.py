@@ -6,8 +6,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import atomic_path, read_csv, write_json
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.data.splits import dataset_metrics, example_rows
 from kitti_pipeline.report.figures import crop_grid
 
@@ -37,4 +37,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -6,8 +6,8 @@ study's Figures 6 to 9), each run with its best checkpoint, ground truth in gree
 
 import matplotlib.pyplot as plt
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import atomic_dir
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.detect.evaluate import draw_test_frames
 
 
@@ -28,4 +28,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -3,8 +3,8 @@
 import json
 from pathlib import Path
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_text
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.report.tables import detector_table
 
 
@@ -25,4 +25,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

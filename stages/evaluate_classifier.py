@@ -6,8 +6,8 @@ bootstrap 95% intervals, the per-crop predictions (DVC's confusion plot) and a c
 
 from kitti_pipeline.classify.evaluate import PREDICTION_FIELDS, evaluate_classifier
 from kitti_pipeline.classify.figures import confusion_figure
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import atomic_path, write_csv, write_json
-from kitti_pipeline.core.stages import parse_stage
 
 
 def main(argv=None):
@@ -32,4 +32,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

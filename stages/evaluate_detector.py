@@ -5,8 +5,8 @@ Precision, recall and F1 at `detector.evaluate.conf_threshold`, AP@0.5, AP@[.5:.
 checkpoint's precision-recall curve is written as a DVC plot (`kitti_pipeline.detect.evaluate`).
 """
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_csv, write_json
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.detect.evaluate import evaluate_run
 
 
@@ -26,4 +26,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

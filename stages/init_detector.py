@@ -7,8 +7,8 @@ absent). Either way the output is a Darknet `.weights` file, and the metrics fil
 classes and convolutions it holds, for `train_detector`.
 """
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_json
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.pretrain.coco import write_init_weights
 
 
@@ -23,4 +23,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

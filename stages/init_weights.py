@@ -7,9 +7,9 @@ the backbone only: every regime puts a new 3-class head on it.
 """
 
 from kitti_pipeline.classify.model_files import save_init
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_json
 from kitti_pipeline.core.params import params_to_dict
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.core.version import code_version
 from kitti_pipeline.pretrain.imagenet import init_classifier_weights
 
@@ -36,4 +36,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

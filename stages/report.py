@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import atomic_dir, write_text
 from kitti_pipeline.core.profiles import describe_profile
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.core.version import code_version
 from kitti_pipeline.report.document import ReportInputs, compose_report, html_report
 
@@ -49,4 +49,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

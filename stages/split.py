@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import read_csv, write_csv
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.data.crops import MANIFEST_FIELDS
 from kitti_pipeline.data.splits import split_rows
 
@@ -22,4 +22,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

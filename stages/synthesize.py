@@ -8,8 +8,8 @@ from pathlib import Path
 
 from rich.progress import track
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import atomic_dir
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.data.synthetic import synthetic_frame
 
 
@@ -38,4 +38,4 @@ def _write_lines(path: Path, lines: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

@@ -7,9 +7,9 @@ the run's params, data, starting weights and library code are unchanged. Started
 
 from kitti_pipeline.classify.model_files import save_classifier
 from kitti_pipeline.classify.train import train_classifier
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.distributed import close_world, init_world
 from kitti_pipeline.core.files import write_csv
-from kitti_pipeline.core.stages import parse_stage
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 
@@ -40,4 +40,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

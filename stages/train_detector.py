@@ -9,9 +9,9 @@ Started by `torchrun --nproc-per-node=N`, it trains data-parallel (`core.distrib
 
 from pathlib import Path
 
+from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.distributed import close_world, init_world
 from kitti_pipeline.core.files import write_csv
-from kitti_pipeline.core.stages import parse_stage
 from kitti_pipeline.detect.model_files import save_best_and_last
 from kitti_pipeline.detect.train import train_detector
 
@@ -42,4 +42,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    run_cli(main)

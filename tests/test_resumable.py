@@ -1,8 +1,8 @@
 import pytest
 import torch
 
+from kitti_pipeline.core.cli import parse_stage
 from kitti_pipeline.core.resumable import Resumable, differing_fields
-from kitti_pipeline.core.stages import parse_stage
 
 KEY = {"run": "a", "train": {"lr": 0.001, "epochs": 3}, "split": "abc"}
 

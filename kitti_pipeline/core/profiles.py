@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 from ruamel.yaml import YAML
 
+from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.files import write_text
 from kitti_pipeline.core.params import ParamsError, params_from_dict
 
@@ -156,3 +157,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{args.params}: {len(changed)} value(s) set from {profile_path(args.profile)}")
     for key in changed:
         print(f"  {key}")
+
+
+def cli() -> None:
+    """The console command: `main` with one-line errors (see `core.cli.run_cli`)."""
+    run_cli(main)

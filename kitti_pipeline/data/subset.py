@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.files import atomic_dir, write_json
 from kitti_pipeline.core.params import CLASSES
 from kitti_pipeline.data.crops import IMAGE_SUFFIXES, DatasetError
@@ -113,5 +114,10 @@ def main(argv=None):
     )
 
 
+def cli() -> None:
+    """The console command: `main` with one-line errors (see `core.cli.run_cli`)."""
+    run_cli(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.device import autocast, resolve_device
 from kitti_pipeline.core.files import atomic_path, write_csv
 from kitti_pipeline.data.crops import IMAGE_SUFFIXES
@@ -119,7 +120,7 @@ def main(argv=None):
         elif item.is_file():
             paths.append(item)
         else:
-            raise SystemExit(f"{item}: no such image or folder")
+            raise FileNotFoundError(f"{item}: no such image or folder")
     device = resolve_device(args.device)
     model, info = load_detector(args.model, device)
     classes = tuple(info["classes"])
@@ -151,5 +152,10 @@ def main(argv=None):
     write_csv(out / "detections.csv", rows, ["image", "class", "score", "x1", "y1", "x2", "y2"])
 
 
+def cli() -> None:
+    """The console command: `main` with one-line errors (see `core.cli.run_cli`)."""
+    run_cli(main)
+
+
 if __name__ == "__main__":
-    main()
+    cli()
