@@ -176,6 +176,7 @@ def test_init_from_a_darknet_file_checks_its_sha256(stage, params_file, tmp_path
         "file_convolutions": None,
         "loaded_convolutions": 11,
         "sha256": digest,
+        "params": raw["detector"]["init"],
     }
     assert (tmp_path / "init.weights").read_bytes() == (tmp_path / "coco.weights").read_bytes()
 

@@ -358,9 +358,17 @@ def train_detector(
         )
     model.to(device)
 
+    # The params training depends on; the post-processing is checked apart (`revalidate`).
+    trained_under = {
+        "classes": list(det.classes),
+        "cfg": det.cfg,
+        "img_size": det.img_size,
+        "train": params_to_dict(cfg),
+    }
+    evaluate = {"conf_threshold": det.evaluate.conf_threshold, "nms_iou": det.evaluate.nms_iou}
     key = {
         "run": run,
-        "detector": {k: v for k, v in params_to_dict(det).items() if k != "evaluate"},
+        "detector": trained_under,
         "frames": str(frames),
         "split": sha256_file(split),
         "library": library_hash(),
@@ -373,7 +381,6 @@ def train_detector(
     resume = resumable.load()
     if resume is not None:
         print(f"{run}: resuming after epoch {resume['epoch']}")
-        evaluate = {"conf_threshold": det.evaluate.conf_threshold, "nms_iou": det.evaluate.nms_iou}
         if resume.get("evaluate") != evaluate:
             history = revalidate(
                 model, resume["history"], checkpoints, val, **evaluate, amp=cfg.amp
@@ -418,6 +425,6 @@ def train_detector(
         "train_seconds": seconds,
         "device": str(device),
         "processes": world.size,
-        "params": params_to_dict(det),
+        "params": {**trained_under, "evaluate": evaluate},
         "code_version": version,
     }

@@ -20,7 +20,12 @@ from torchvision.ops import box_iou
 
 from kitti_pipeline.core.device import describe_device, resolve_device
 from kitti_pipeline.core.files import atomic_path, sha256_file
-from kitti_pipeline.core.params import DetectorInitParams, DetectorParams, DetectorTrainParams
+from kitti_pipeline.core.params import (
+    DetectorInitParams,
+    DetectorParams,
+    DetectorTrainParams,
+    params_to_dict,
+)
 from kitti_pipeline.detect.darknet import (
     Darknet,
     build_darknet,
@@ -166,7 +171,7 @@ def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
 
     Returns:
         The init metrics: source, the classes and convolutions the file holds, the convolutions
-        loaded, the file's sha256 and a summary of where it came from.
+        loaded, the file's sha256, a summary of where it came from and the init params.
 
     Raises:
         ValueError: when `darknet` is asked for without a weights file.
@@ -211,4 +216,5 @@ def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
         "loaded_convolutions": loaded["loaded"],
         "sha256": sha256_file(out),
         **{k: v for k, v in info.items() if not isinstance(v, list)},
+        "params": params_to_dict(cfg),  # what made the file, whichever source it names
     }
