@@ -4,6 +4,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 from PIL import Image
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
@@ -33,6 +34,7 @@ def main(argv=None):
     fig = crop_grid(images, [r["class"] for r in picked], columns=EXAMPLES_PER_CLASS)
     with atomic_path(args.figure) as tmp:
         fig.savefig(tmp, format="png", dpi=80)
+    plt.close(fig)
     print("dataset_report:", dict(Counter(r["split"] for r in rows)))
 
 

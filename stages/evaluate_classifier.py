@@ -4,6 +4,8 @@ Writes the study's metrics (mCA, macro F1/precision/recall, per-class accuracy, 
 bootstrap 95% intervals, the per-crop predictions (DVC's confusion plot) and a confusion PNG.
 """
 
+import matplotlib.pyplot as plt
+
 from kitti_pipeline.classify.evaluate import PREDICTION_FIELDS, evaluate_classifier
 from kitti_pipeline.classify.figures import confusion_figure
 from kitti_pipeline.core.cli import parse_stage, run_cli
@@ -27,8 +29,10 @@ def main(argv=None):
     )
     write_json(args.metrics, result.metrics)
     write_csv(args.predictions, result.predictions, PREDICTION_FIELDS)
+    figure = confusion_figure(result.confusion, classes, result.title)
     with atomic_path(args.figure) as tmp:
-        confusion_figure(result.confusion, classes, result.title).savefig(tmp, format="png", dpi=90)
+        figure.savefig(tmp, format="png", dpi=90)
+    plt.close(figure)
 
 
 if __name__ == "__main__":

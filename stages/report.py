@@ -7,6 +7,7 @@ study's published figures (`--published`) stand in brackets beside ours.
 
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import yaml
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
@@ -43,6 +44,7 @@ def main(argv=None):
     with atomic_dir(figures_dir) as tmp:
         for name, figure in figures.items():
             figure.savefig(tmp / name, dpi=100)
+            plt.close(figure)
     write_text(out, markdown)
     write_text(args.html, html_report(markdown, out.parent))
     print(f"report: {out} and {args.html}, {len(figures)} figures in {figures_dir}")
