@@ -31,7 +31,7 @@ import yaml
 from timing import device_name
 
 from kitti_pipeline.core.device import resolve_device
-from kitti_pipeline.core.params import load_params
+from kitti_pipeline.core.params import DETECTOR_RUNS, load_params
 from kitti_pipeline.core.profiles import apply_profile
 from kitti_pipeline.core.version import code_version
 from kitti_pipeline.pretrain.real_weights import find_imagenet_file
@@ -143,7 +143,7 @@ def main(argv=None):
     summary = json.loads((work / "metrics/classifier_summary.json").read_text())
     detector = {
         run: json.loads((work / f"metrics/detector/{run}.json").read_text())["best"]
-        for run in params.detector.runs
+        for run in DETECTOR_RUNS
     }
     result = {
         "device": device_name(device),

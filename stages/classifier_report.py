@@ -1,8 +1,16 @@
-"""Stage `classifier_report`: Tables 4 and 5 from every classifier run's metrics."""
+"""Stage `classifier_report`: Tables 4 and 5 from every classifier run's metrics, and every run's
+losses in one table for the all-runs loss plot."""
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
-from kitti_pipeline.core.files import write_json, write_text
-from kitti_pipeline.report.tables import markdown_tables, read_classifier_runs, summarise_seeds
+from kitti_pipeline.core.files import write_csv, write_json, write_text
+from kitti_pipeline.core.params import REGIMES
+from kitti_pipeline.report.tables import (
+    LOSS_FIELDS,
+    loss_rows,
+    markdown_tables,
+    read_classifier_runs,
+    summarise_seeds,
+)
 
 
 def main(argv=None):
@@ -10,8 +18,10 @@ def main(argv=None):
         __doc__,
         argv,
         runs="folder of per-run metrics JSON",
+        histories="folder of per-run history CSVs",
         summary="JSON: mean and std over seeds",
         tables="Markdown tables",
+        losses="CSV of every run's losses (a DVC plot)",
     )
     cfg, classes = params.classifier, params.data.classes
 
@@ -23,7 +33,8 @@ def main(argv=None):
         f"{cfg.train.epochs} epochs, lr {cfg.train.lr}, batch {cfg.train.batch_size}, "
         f"starting weights: {cfg.init.source}.\n\n"
     )
-    write_text(args.tables, header + markdown_tables(summary, runs, classes, cfg.regimes))
+    write_text(args.tables, header + markdown_tables(summary, runs, classes, REGIMES))
+    write_csv(args.losses, loss_rows(args.histories, cfg), ["run", *LOSS_FIELDS])
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_text
+from kitti_pipeline.core.params import DETECTOR_RUNS
 from kitti_pipeline.report.tables import detector_table
 
 
@@ -13,7 +14,7 @@ def main(argv=None):
         __doc__, argv, runs="folder of per-run metrics JSON", table="Markdown table to write"
     )
     det = params.detector
-    runs = {run: json.loads((Path(args.runs) / f"{run}.json").read_text()) for run in det.runs}
+    runs = {run: json.loads((Path(args.runs) / f"{run}.json").read_text()) for run in DETECTOR_RUNS}
     frames = next(iter(runs.values()))["test_frames"]
     header = (
         f"Detector study on `{params.data.frames}` ({frames} test frames), `{det.cfg}` at "

@@ -27,12 +27,10 @@ def main(argv=None):
     state, info = init_classifier_weights(
         args.arch, cfg, len(params.data.classes), train.device, train.amp
     )
-    record = {**info, "code_version": code_version(), "params": params_to_dict(cfg)}
-    save_init(args.out, args.arch, cfg.source, state, record)
-    write_json(
-        args.metrics,
-        {"source": cfg.source, **{k: v for k, v in info.items() if not isinstance(v, list)}},
-    )
+    # The code version goes to the metrics file only: equal weights give a byte-equal file.
+    save_init(args.out, args.arch, cfg.source, state, {**info, "params": params_to_dict(cfg)})
+    summary = {k: v for k, v in info.items() if not isinstance(v, list)}
+    write_json(args.metrics, {"source": cfg.source, **summary, "code_version": code_version()})
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
-"""Stage `train_classifier`: one (architecture, regime, seed) run of the classifier study.
+"""Stage `train_classifier` / `train_classifier_scratch`: one (architecture, regime, seed) run.
 
-Checkpoints after every epoch; a rerun after an interruption resumes from the checkpoint when
-the run's params, data, starting weights and library code are unchanged. Started by
+`frozen` and `finetune` start from the init-weights file; `scratch` reads none. Checkpoints after
+every epoch (not a DVC output); a rerun after an interruption resumes from the checkpoint when
+the run's params, crops, starting weights and library code are unchanged. Started by
 `torchrun --nproc-per-node=N`, it trains data-parallel (see `kitti_pipeline.core.distributed`).
 """
 
-from kitti_pipeline.classify.model_files import save_classifier
+from kitti_pipeline.classify.model_files import classifier_provenance, save_classifier
 from kitti_pipeline.classify.train import train_classifier
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.distributed import close_world, init_world
-from kitti_pipeline.core.files import write_csv
+from kitti_pipeline.core.files import write_csv, write_json
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 
@@ -23,9 +24,10 @@ def main(argv=None):
         seed=(int, "the run's seed"),
         crops="crops folder",
         split="split CSV",
-        init="init-weights file (unused by scratch)",
+        init=(str, "init-weights file (frozen and finetune only)", None),
         checkpoint="the run's checkpoint file",
         model="model file to write",
+        provenance="JSON: where the model file came from",
         history="per-epoch CSV (a DVC plot)",
     )
     cfg = params.classifier.train
@@ -36,6 +38,7 @@ def main(argv=None):
     close_world(world)
     if world.main:
         save_classifier(args.model, model, record)
+        write_json(args.provenance, classifier_provenance(record))
         write_csv(args.history, record["history"], HISTORY_FIELDS)
 
 

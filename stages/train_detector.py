@@ -1,9 +1,9 @@
-"""Stage `train_detector`: one run of the detector study, `transfer` or `scratch`.
+"""Stage `train_detector_transfer` / `train_detector_scratch`: one run of the detector study.
 
 `transfer` starts from the init-weights file (every layer but the prediction convs), `scratch`
-from random weights. Every `eval_every` epochs and at the last, the run is evaluated on the val
-frames and its weights saved in the checkpoints folder; the resumable state is saved after every
-epoch, and a rerun after an interruption continues from it when nothing it depends on changed.
+from random weights and reads no init files. Every `eval_every` epochs and at the last, the run
+is evaluated on the val frames and its resumable state saved in the checkpoints folder (not a
+DVC output); a rerun after an interruption continues from it when nothing it depends on changed.
 Started by `torchrun --nproc-per-node=N`, it trains data-parallel (`core.distributed`).
 """
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.distributed import close_world, init_world
-from kitti_pipeline.core.files import write_csv
-from kitti_pipeline.detect.model_files import save_best_and_last
+from kitti_pipeline.core.files import write_csv, write_json
+from kitti_pipeline.detect.model_files import detector_provenance, save_best_and_last
 from kitti_pipeline.detect.train import train_detector
 
 
@@ -24,20 +24,21 @@ def main(argv=None):
         run_name="transfer or scratch",
         frames="frames folder (images/, labels/)",
         split="the crop split, read per frame",
-        init="init .weights file (unused by scratch)",
-        init_info="the init stage's metrics JSON",
+        init=(str, "init .weights file (transfer only)", None),
+        init_info=(str, "the init stage's metrics JSON (transfer only)", None),
         checkpoints="folder of checkpoints",
         model="folder to write best.pt and last.pt",
+        provenance="JSON: where the model files came from",
         history="CSV of val metrics (a DVC plot)",
     )
     det = params.detector
     world, device = init_world(det.train.device)
     inputs = (args.frames, args.split, args.init, args.init_info, args.checkpoints)
-    model, record = train_detector(args.run_name, *inputs, det, world, device)
+    model, best, record = train_detector(args.run_name, *inputs, det, world, device)
     close_world(world)
     if world.main:
-        cfg_text = Path(det.cfg).read_text()
-        save_best_and_last(args.model, model, cfg_text, args.checkpoints, record)
+        save_best_and_last(args.model, model, best, Path(det.cfg).read_text(), record)
+        write_json(args.provenance, detector_provenance(record, best))
         write_csv(args.history, record["history"], list(record["history"][0]))
 
 

@@ -31,12 +31,14 @@ def train_and_evaluate(stage, params, out, arch, regime, seed=0):
         out / "crops",
         "--split",
         out / "split.csv",
-        "--init",
-        out / f"init/{arch}.pt",
+        # Scratch reads no init weights, as its stage in dvc.yaml passes none.
+        *(("--init", out / f"init/{arch}.pt") if regime != "scratch" else ()),
         "--checkpoint",
         out / f"ckpt/{run}.pt",
         "--model",
         out / f"models/{run}.pt",
+        "--provenance",
+        out / f"models/{run}.json",
         "--history",
         out / f"history/{run}.csv",
     )
@@ -105,7 +107,17 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
         tmp_path / "summary.json",
         "--tables",
         tmp_path / "tables.md",
+        "--histories",
+        tmp_path / "history",
+        "--losses",
+        tmp_path / "losses.csv",
     )
+    losses = read_csv(tmp_path / "losses.csv")
+    assert len(losses) == 6 * 2  # every run, every epoch
+    mine = [r for r in losses if r["run"] == run]
+    assert [(r["epoch"], r["val_loss"]) for r in mine] == [
+        (h["epoch"], h["val_loss"]) for h in history
+    ]
     summary = json.loads((tmp_path / "summary.json").read_text())
     frozen = summary["mobilenet_v2"]["frozen"]
     assert frozen["mCA"] == metrics["mCA"] and frozen["seeds"] == 1 and "mCA_std" not in frozen

@@ -3,7 +3,11 @@ import copy
 import pytest
 import torch
 
-from kitti_pipeline.classify.model_files import load_classifier, save_classifier
+from kitti_pipeline.classify.model_files import (
+    classifier_provenance,
+    load_classifier,
+    save_classifier,
+)
 from kitti_pipeline.classify.models import (
     HEAD_KEYS,
     backbone,
@@ -124,9 +128,18 @@ def test_invalid_names_raise():
 def test_a_model_file_round_trips_and_refuses_other_classes(tmp_path):
     torch.manual_seed(0)
     model = build_classifier("mobilenet_v2", 3)
-    save_classifier(tmp_path / "m.pt", model, {"arch": "mobilenet_v2", "classes": ["a", "b", "c"]})
+    fields = {
+        "arch": "mobilenet_v2",
+        "regime": "scratch",
+        "seed": 0,
+        "classes": ["a", "b", "c"],
+        "image_size": 32,
+        "trainable_params": 10,
+        "total_params": 10,
+    }
+    save_classifier(tmp_path / "m.pt", model, fields)
     loaded, record = load_classifier(tmp_path / "m.pt", ("a", "b", "c"))
-    assert record == {"arch": "mobilenet_v2", "classes": ["a", "b", "c"]}
+    assert record == fields
     for name, value in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
     with pytest.raises(
@@ -136,3 +149,34 @@ def test_a_model_file_round_trips_and_refuses_other_classes(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match=r"other\.pt: not a classifier model file"):
         load_classifier(tmp_path / "other.pt", ("a", "b", "c"))
+
+
+def test_equal_weights_give_a_byte_equal_model_file_whatever_the_provenance(tmp_path):
+    torch.manual_seed(0)
+    model = build_classifier("resnet18", 3)
+    fields = {
+        "arch": "resnet18",
+        "regime": "finetune",
+        "seed": 1,
+        "classes": ["a", "b", "c"],
+        "image_size": 32,
+        "trainable_params": 10,
+        "total_params": 10,
+        "history": [{"epoch": 1}],
+    }
+    runs = [
+        {**fields, "train_seconds": 1.5, "code_version": "abc+src.1", "device": "cpu"},
+        {**fields, "train_seconds": 9.0, "code_version": "def+src.2", "device": "cuda"},
+    ]
+    for i, record in enumerate(runs):
+        save_classifier(tmp_path / f"{i}.pt", model, record)
+    assert (tmp_path / "0.pt").read_bytes() == (tmp_path / "1.pt").read_bytes()
+    # The provenance keeps what the model file leaves out, and names the run.
+    assert classifier_provenance(runs[1]) == {
+        "arch": "resnet18",
+        "regime": "finetune",
+        "seed": 1,
+        "train_seconds": 9.0,
+        "code_version": "def+src.2",
+        "device": "cuda",
+    }

@@ -107,14 +107,14 @@ def test_detector_file_round_trip(tmp_path):
 
 @pytest.mark.slow
 def test_interrupted_training_resumes_to_the_same_weights(params_file):
-    """Stopping after epoch 1 and resuming from the saved state gives the weights and history
-    of an uninterrupted run, affine and colour jitter included."""
+    """Stopping after the first evaluation and resuming from the state saved there gives the
+    weights, history and best epoch of an uninterrupted run, affine and colour jitter included."""
     data = make_object_scenes(6, 64, seed=0)
     train, val = data.select(slice(0, 4)), data.select(slice(4, 6))
     cfg = dataclasses.replace(
         load_params(params_file).detector.train,
-        epochs=2,
-        eval_every=1,
+        epochs=3,
+        eval_every=2,
         batch_size=2,
         scale=0.2,
         translate=0.1,
@@ -126,7 +126,8 @@ def test_interrupted_training_resumes_to_the_same_weights(params_file):
         return build_darknet(SMALL, 10)
 
     straight = fresh()
-    history = fit_detector(straight, train, val, cfg, 0.25, 0.45)
+    history, best = fit_detector(straight, train, val, cfg, 0.25, 0.45)
+    assert [row["epoch"] for row in history] == [2, 3]
 
     saved = {}
 
@@ -135,9 +136,11 @@ def test_interrupted_training_resumes_to_the_same_weights(params_file):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        fit_detector(fresh(), train, val, cfg, 0.25, 0.45, on_epoch=interrupt)
-    assert saved["epoch"] == 1
+        fit_detector(fresh(), train, val, cfg, 0.25, 0.45, on_eval=interrupt)
+    assert saved["epoch"] == 2 and saved["best"]["epoch"] == 2  # saved at evaluations only
     resumed = fresh()
-    assert fit_detector(resumed, train, val, cfg, 0.25, 0.45, resume=saved) == history
+    again, again_best = fit_detector(resumed, train, val, cfg, 0.25, 0.45, resume=saved)
+    assert again == history and again_best["epoch"] == best["epoch"]
     for name, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
+        assert torch.equal(best["model"][name], again_best["model"][name]), name

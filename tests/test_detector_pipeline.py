@@ -41,14 +41,18 @@ def train(stage, params, out, run):
         out / "frames",
         "--split",
         out / "split.csv",
-        "--init",
-        out / "init.weights",
-        "--init-info",
-        out / "init.json",
+        # Scratch reads no init files, as its stage in dvc.yaml passes none.
+        *(
+            ("--init", out / "init.weights", "--init-info", out / "init.json")
+            if run == "transfer"
+            else ()
+        ),
         "--checkpoints",
         out / f"checkpoints/{run}",
         "--model",
         out / f"models/{run}",
+        "--provenance",
+        out / f"models/{run}.json",
         "--history",
         out / f"history/{run}.csv",
     )
@@ -101,9 +105,22 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
         history = read_csv(out / f"history/{run}.csv")
         assert [int(r["epoch"]) for r in history] == [1, 2]  # eval_every 1, epochs 2
         assert {"train_total", "val_loss", "precision", "recall", "AP50", "F1"} <= set(history[0])
-        names = sorted(p.name for p in (out / f"checkpoints/{run}").iterdir())
-        assert names == ["epoch_0001.pt", "epoch_0002.pt", "last.pt"]
+        # One resumable state per run, holding the last and the best epoch's weights.
+        assert [p.name for p in (out / f"checkpoints/{run}").iterdir()] == ["state.pt"]
+        state = torch.load(out / f"checkpoints/{run}/state.pt", weights_only=True)
+        assert {"model", "optimizer", "best", "history", "key"} <= set(state)
         best_epoch = max(history, key=lambda r: (float(r["AP50"]), -int(r["epoch"])))["epoch"]
+        assert state["best"]["epoch"] == int(best_epoch) and state["epoch"] == 2
+        models = {
+            name: torch.load(out / f"models/{run}/{name}.pt", weights_only=True)
+            for name in ("best", "last")
+        }
+        for name, value in models["best"]["state_dict"].items():
+            assert torch.equal(value, state["best"]["model"][name]), name
+            assert torch.equal(models["last"]["state_dict"][name], state["model"][name]), name
+        provenance = json.loads((out / f"models/{run}.json").read_text())
+        assert (provenance["best_epoch"], provenance["last_epoch"]) == (int(best_epoch), 2)
+        assert "code_version" in provenance and "code_version" not in models["best"]
         metrics = json.loads((out / f"metrics/{run}.json").read_text())
         assert metrics["test_frames"] == len(test_frames)
         assert metrics["best"]["epoch"] == int(best_epoch) and metrics["last"]["epoch"] == 2
@@ -213,12 +230,13 @@ def test_new_post_processing_redoes_the_val_history_of_a_finished_run(
     stage, params_file, tmp_path, capsys
 ):
     run_data_stages(stage, params_file, tmp_path)
-    initialise(stage, params_file, tmp_path)
     raw = yaml.safe_load(params_file.read_text())
-    raw["detector"]["train"]["epochs"] = 3
+    raw["detector"]["train"].update(epochs=3, keep_checkpoints=True)
     params_file.write_text(yaml.safe_dump(raw))
     train(stage, params_file, tmp_path, "scratch")
     old = read_csv(tmp_path / "history/scratch.csv")
+    names = sorted(p.name for p in (tmp_path / "checkpoints/scratch").iterdir())
+    assert names == ["epoch_0001.pt", "epoch_0002.pt", "epoch_0003.pt", "state.pt"]
 
     raw["detector"]["evaluate"].update(conf_threshold=0.002, nms_iou=0.3)
     params_file.write_text(yaml.safe_dump(raw))
@@ -232,7 +250,7 @@ def test_new_post_processing_redoes_the_val_history_of_a_finished_run(
 
     # The same history as a run trained from the start under the new params.
     fresh = tmp_path / "fresh"
-    for name in ("frames", "split.csv", "init.weights", "init.json"):
+    for name in ("frames", "split.csv"):
         (fresh / name).parent.mkdir(parents=True, exist_ok=True)
         (fresh / name).symlink_to(tmp_path / name)
     train(stage, params_file, fresh, "scratch")
@@ -240,3 +258,43 @@ def test_new_post_processing_redoes_the_val_history_of_a_finished_run(
     model = torch.load(tmp_path / "models/scratch/best.pt", weights_only=True)
     again = torch.load(fresh / "models/scratch/best.pt", weights_only=True)
     assert model["epoch"] == again["epoch"] and model["val"] == again["val"]
+
+
+def test_new_post_processing_without_kept_weights_trains_the_run_anew(
+    stage, params_file, tmp_path, capsys
+):
+    """Without every evaluated epoch's weights the val history cannot be redone: the finished
+    run is moved aside, not resumed, and trains again under the new post-processing."""
+    run_data_stages(stage, params_file, tmp_path)
+    train(stage, params_file, tmp_path, "scratch")
+    first = read_csv(tmp_path / "history/scratch.csv")
+    raw = yaml.safe_load(params_file.read_text())
+    raw["detector"]["evaluate"].update(conf_threshold=0.002, nms_iou=0.3)
+    params_file.write_text(yaml.safe_dump(raw))
+    capsys.readouterr()
+    train(stage, params_file, tmp_path, "scratch")
+    out = capsys.readouterr().out
+    assert "cannot be redone without every evaluated epoch's weights" in out
+    assert "resuming" not in out.replace("not resumed", "")
+    stale = [p.name for p in (tmp_path / "checkpoints").iterdir() if ".stale-" in p.name]
+    assert len(stale) == 1 and stale[0].startswith("scratch.stale-")
+    again = read_csv(tmp_path / "history/scratch.csv")
+    # Trained anew: the same weights (same seed), so the same losses; val metrics of the new params.
+    assert [r["train_total"] for r in again] == [r["train_total"] for r in first]
+    assert again != first
+
+
+def test_a_change_of_frames_is_not_resumed_even_under_the_same_paths(
+    stage, params_file, tmp_path, capsys
+):
+    """The key holds the letterboxed pixels and boxes loaded, not the frames folder's path."""
+    run_data_stages(stage, params_file, tmp_path)
+    train(stage, params_file, tmp_path, "scratch")
+    stem = next(r["frame"] for r in read_csv(tmp_path / "split.csv") if r["split"] == "train")
+    image = next((tmp_path / "frames/images").glob(f"{stem}.*"))
+    with Image.open(image) as picture:
+        picture.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(image)
+    capsys.readouterr()
+    train(stage, params_file, tmp_path, "scratch")
+    out = capsys.readouterr().out
+    assert "(differing: frames)" in out and "resuming" not in out.replace("not resumed", "")

@@ -1,5 +1,6 @@
 """Data-parallel training under torchrun: 2 CPU processes with the gloo backend."""
 
+import json
 import os
 import subprocess
 import sys
@@ -68,10 +69,15 @@ def test_two_process_classifier_training_equals_one_process(stage, params_file, 
         *("--params", params_file, "--arch", arch, "--regime", "frozen", "--seed", 0),
         *("--crops", tmp_path / "crops", "--split", tmp_path / "split.csv"),
         *("--init", tmp_path / f"init/{arch}.pt", "--checkpoint", out / "ckpt.pt"),
-        *("--model", out / "model.pt", "--history", out / "history.csv"),
+        *("--model", out / "model.pt", "--provenance", out / "model.json"),
+        *("--history", out / "history.csv"),
     )
     parallel = torch.load(out / "model.pt", weights_only=True)
-    assert parallel["processes"] == 2 and single["processes"] == 1
+    processes = [
+        json.loads(p.read_text())["processes"]
+        for p in (out / "model.json", tmp_path / f"models/{run}.json")
+    ]
+    assert processes == [2, 1]
     for key, value in single["state_dict"].items():
         torch.testing.assert_close(parallel["state_dict"][key], value, rtol=1e-4, atol=1e-5)
     one, two = read_csv(tmp_path / f"history/{run}.csv"), read_csv(out / "history.csv")
@@ -89,12 +95,12 @@ def test_two_process_detector_training_writes_one_set_of_outputs(stage, params_f
         *("--params", params_file, "--run-name", "transfer", "--frames", tmp_path / "frames"),
         *("--split", tmp_path / "split.csv", "--init", tmp_path / "init.weights"),
         *("--init-info", tmp_path / "init.json", "--checkpoints", tmp_path / "ckpt"),
-        *("--model", tmp_path / "model", "--history", tmp_path / "history.csv"),
+        *("--model", tmp_path / "model", "--provenance", tmp_path / "model.json"),
+        *("--history", tmp_path / "history.csv"),
     )
     assert printed.count("transfer: loaded") == 2  # each process builds the model
     assert printed.count("best val AP50") == 1  # only rank 0 reports and writes
-    best = torch.load(tmp_path / "model/best.pt", weights_only=True)
-    assert best["processes"] == 2
+    assert json.loads((tmp_path / "model.json").read_text())["processes"] == 2
     history = read_csv(tmp_path / "history.csv")
     assert [int(r["epoch"]) for r in history] == [1, 2]
     assert all(float(r["train_total"]) > 0 for r in history)

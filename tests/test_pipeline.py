@@ -9,12 +9,15 @@ import sys
 from collections import Counter
 
 import pytest
+import yaml
 
 from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.core.params import REGIMES
 
 from .conftest import ROOT
 
 pytestmark = pytest.mark.slow
+ARCHS = ("resnet18", "mobilenet_v2")
 
 
 def run_data_stages(stage, params, out):
@@ -92,7 +95,15 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     remote carries every output to a fresh clone."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("dvc.yaml", "params.yaml", "stages", "kitti_pipeline", "cfg", "profiles"):
+    for name in (
+        ".gitignore",
+        "dvc.yaml",
+        "params.yaml",
+        "stages",
+        "kitti_pipeline",
+        "cfg",
+        "profiles",
+    ):
         src = ROOT / name
         copy = shutil.copytree if src.is_dir() else shutil.copy
         copy(src, repo / name)
@@ -117,10 +128,27 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     assert "crop.image_size" in run(os.path.join(bin_dir, "kitti-profile"), "ci")
     run("git", "init", "-q")
     run(dvc_bin, "init", "-q")
+    shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")  # the plot templates
     first = run(dvc_bin, "repro")
     assert "Running stage 'report'" in first
     second = run(dvc_bin, "repro")
     assert "Running stage" not in second and "up to date" in second
+    # Checkpoints are neither DVC outputs nor for git: only the resumable states are there.
+    checkpoints = sorted(p.relative_to(repo).as_posix() for p in repo.glob("checkpoints/*/*"))
+    assert checkpoints == [
+        *(
+            f"checkpoints/classifier/{a}-{r}-s0.pt"
+            for a in ("mobilenet_v2", "resnet18")
+            for r in ("finetune", "frozen", "scratch")
+        ),
+        "checkpoints/detector/scratch",
+        "checkpoints/detector/transfer",
+    ]
+    assert [p.name for p in (repo / "checkpoints/detector/transfer").iterdir()] == ["state.pt"]
+    assert "checkpoints" not in run("git", "status", "--porcelain", "--untracked-files=all")
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    outs = [out["path"] for stage in lock.values() for out in stage.get("outs", [])]
+    assert outs and not any(path.startswith("checkpoints") for path in outs)
 
     # Every metrics file declared in dvc.yaml is there and parses; no stage left an error.
     shown = json.loads(run(dvc_bin, "metrics", "show", "--json"))
@@ -165,7 +193,13 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     run("git", "commit", "-qm", "baseline")
     experiment = run(dvc_bin, "exp", "run", "-S", "classifier.train.lr=0.001")
     ran = set(re.findall(r"Running stage '([^@']+)", experiment))
-    assert ran == {"train_classifier", "evaluate_classifier", "classifier_report", "report"}
+    assert ran == {
+        "train_classifier_scratch",
+        "train_classifier",
+        "evaluate_classifier",
+        "classifier_report",
+        "report",
+    }
     diff = json.loads(run(dvc_bin, "metrics", "diff", "--json"))
     assert any(path.startswith("metrics/classifier/") for path in diff)
     table = run(dvc_bin, "metrics", "diff", "--md")
@@ -174,6 +208,8 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     plots = json.loads(run(dvc_bin, "plots", "diff", "--json"))["data"]
     for name in ("classifier_val_loss", "plots/classifier/predictions/resnet18-finetune-s0.csv"):
         assert set(plots[name][0]["revisions"]) == {"workspace", "HEAD"}
+    overlay = json.dumps(plots["classifier_val_loss"])  # one line per run, whatever the runs
+    assert all(f'"run": "{a}-{r}-s0"' in overlay for a in ARCHS for r in REGIMES)
     assert (
         "profile `ci with classifier.train.lr changed`" in (repo / "reports/REPORT.md").read_text()
     )
@@ -183,12 +219,25 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     experiment = run(dvc_bin, "exp", "run", "-S", "detector.train.lr=0.002")
     ran = set(re.findall(r"Running stage '([^@']+)", experiment))
     assert ran == {
-        "train_detector",
+        "train_detector_scratch",
+        "train_detector_transfer",
         "evaluate_detector",
         "detector_report",
         "detection_pictures",
         "report",
     }
+
+    # New starting weights retrain the transfer arms only: scratch reads none.
+    for knob, expected in (
+        ("classifier.init.seed=1", {"init_weights", "train_classifier"}),
+        ("detector.init.seed=1", {"init_detector", "train_detector_transfer"}),
+    ):
+        run("git", "reset", "-q", "--hard")
+        run(dvc_bin, "checkout", "--force")
+        experiment = run(dvc_bin, "exp", "run", "-S", knob)
+        ran = set(re.findall(r"Running stage '([^@']+)", experiment))
+        assert expected <= ran and not any("scratch" in name for name in ran), (knob, ran)
+        assert "scratch" not in "".join(re.findall(r"Running stage '([^']+)'", experiment))
 
     # A local-directory remote: push the baseline's outputs, pull them into a fresh clone.
     run("git", "reset", "-q", "--hard")

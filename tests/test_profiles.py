@@ -56,7 +56,7 @@ def test_study_profile_then_demo_profile(params_copy):
     [
         ("crop:\n  imag_size: 128\n", "unknown key 'crop.imag_size'"),
         ("crop:\n  image_size: big\n", "'crop.image_size' must be int"),
-        ("classifier:\n  regimes: [scratch, thawed]\n", "'classifier.regimes[1]' must be one of"),
+        ("classifier:\n  archs: [resnet18, vgg16]\n", "'classifier.archs[1]' must be one of"),
     ],
 )
 def test_a_bad_profile_is_refused_and_params_stay(params_copy, tmp_path, profile, message):

@@ -74,3 +74,25 @@ def test_a_nan_box_is_refused_at_its_kitti_line(tmp_path):
     (training / "label_2" / "000001.txt").write_text(CAR + CAR.replace("587.01", "nan"))
     with pytest.raises(LabelError, match=r"label_2/000001\.txt:2: x1 'nan' is not a finite"):
         main(["--training", str(training), "--out", str(tmp_path / "o"), "--frames", "2"])
+
+
+def test_skip_leaves_out_the_frames_with_bad_input_and_lists_them(tmp_path, capsys):
+    training = make_training(tmp_path / "training", count=3)
+    (training / "label_2" / "000001.txt").write_text(CAR + CAR.replace("587.01", "nan"))
+    (training / "image_2" / "000002.png").write_text("not an image")
+    out = tmp_path / "subset"
+    args = ["--training", str(training), "--out", str(out), "--frames", "3"]
+    with pytest.raises(LabelError, match=r"000001\.txt:2: x1 'nan'"):
+        main(args)  # the default stops at the first
+    main([*args, "--on-bad-input", "skip"])
+    info = json.loads((out / "subset.json").read_text())
+    assert info["frames"] == ["000000"]
+    assert [s["frame"] for s in info["skipped"]] == ["000001", "000002"]
+    assert info["skipped"][0]["problem"].endswith("000001.txt:2: x1 'nan' is not a finite number")
+    assert "image_2/000002.png: cannot read image" in info["skipped"][1]["problem"]
+    # Nothing of a skipped frame is written; the good one is whole.
+    assert sorted(p.name for p in (out / "images").iterdir()) == ["000000.png"]
+    assert sorted(p.name for p in (out / "label_2").iterdir()) == ["000000.txt"]
+    assert (out / "labels/000000.txt").read_text().count("\n") == 2
+    assert info["ignored"] == {"DontCare": 1}
+    assert "2 of the 3 frames drawn left out for bad input" in capsys.readouterr().out

@@ -1,4 +1,9 @@
-from kitti_pipeline.report.tables import detector_table
+import dataclasses
+
+from kitti_pipeline.core.params import REGIMES, load_params
+from kitti_pipeline.report.tables import detector_table, loss_rows
+
+from .conftest import ROOT
 
 
 def checkpoint(epoch, ap, levels=True):
@@ -26,3 +31,21 @@ def test_detector_table_by_hand():
     assert lines[5] == "| No | last | 20 | 0.800 | 0.500 | 0.500 | 0.615 |"
     assert "| Yes | last | 0.300 | 0.250 | 0.400 | 0.300 | 0.200 |" in lines
     assert "| No | best | 0.300 | 0.250 | – | – | – |" in lines
+
+
+def test_loss_rows_hold_every_run_of_any_arch_and_seed(tmp_path):
+    cfg = load_params(ROOT / "params.yaml").classifier
+    cfg = dataclasses.replace(cfg, archs=("mobilenet_v2",), seeds=(3, 7))
+    for regime in REGIMES:
+        for seed in cfg.seeds:
+            (tmp_path / f"mobilenet_v2-{regime}-s{seed}.csv").write_text(
+                "epoch,train_loss,train_acc,val_loss,val_acc\n"
+                f"1,1.{seed},0.5,2.{seed},0.4\n2,0.{seed},0.6,1.{seed},0.5\n"
+            )
+    rows = loss_rows(tmp_path, cfg)
+    assert len(rows) == 3 * 2 * 2
+    assert rows[:2] == [
+        {"run": "mobilenet_v2-scratch-s3", "epoch": "1", "train_loss": "1.3", "val_loss": "2.3"},
+        {"run": "mobilenet_v2-scratch-s3", "epoch": "2", "train_loss": "0.3", "val_loss": "1.3"},
+    ]
+    assert rows[-1]["run"] == "mobilenet_v2-finetune-s7" and rows[-1]["val_loss"] == "1.7"

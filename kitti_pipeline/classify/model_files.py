@@ -1,8 +1,10 @@
 """The classifier study's two file formats: init-weights files and trained-model files.
 
 An init-weights file (stage `init_weights`) holds a pretrained backbone and where it came from;
-a model file (stage `train_classifier`) holds a trained classifier with its run, params, history
-and code version, which is all `evaluate_classifier` needs to rebuild and score it.
+a model file (stage `train_classifier`) holds a trained classifier with its run, classes and crop
+size, which is all `evaluate_classifier` needs to rebuild and score it. Neither holds where or
+when it was made: that goes to a provenance file beside it, so equal weights give a byte-equal
+file (and DVC does not store or upload it again).
 """
 
 from __future__ import annotations
@@ -13,13 +15,12 @@ import torch
 from torch import nn
 
 from kitti_pipeline.classify.models import build_classifier
-from kitti_pipeline.core.files import atomic_path
+from kitti_pipeline.core.files import save_torch
 
 
 def save_init(path: str | Path, arch: str, source: str, state: dict, info: dict) -> None:
     """Write an init-weights file (atomically): the backbone state and where it came from."""
-    with atomic_path(path) as tmp:
-        torch.save({"arch": arch, "source": source, "state_dict": state, "info": info}, tmp)
+    save_torch({"arch": arch, "source": source, "state_dict": state, "info": info}, path)
 
 
 def load_init(path: str | Path, arch: str) -> dict:
@@ -32,10 +33,29 @@ def load_init(path: str | Path, arch: str) -> dict:
     return data
 
 
+# What a model file holds besides the weights.
+MODEL_FIELDS = (
+    "arch",
+    "regime",
+    "seed",
+    "classes",
+    "image_size",
+    "trainable_params",
+    "total_params",
+)
+
+
 def save_classifier(path: str | Path, model: nn.Module, record: dict) -> None:
-    """Write a model file (atomically): the weights and `record` (arch, classes, run, ...)."""
-    with atomic_path(path) as tmp:
-        torch.save({**record, "state_dict": model.state_dict()}, tmp)
+    """Write a model file (atomically): the weights and `record`'s `MODEL_FIELDS`."""
+    save_torch({**{k: record[k] for k in MODEL_FIELDS}, "state_dict": model.state_dict()}, path)
+
+
+def classifier_provenance(record: dict) -> dict:
+    """Where a model file came from: the run, and everything in its record that the model file
+    leaves out but the history (in the history CSV): params, seconds, device, code version."""
+    run = {k: record[k] for k in ("arch", "regime", "seed")}
+    rest = {k: v for k, v in record.items() if k not in (*MODEL_FIELDS, "history")}
+    return {**run, **rest}
 
 
 def load_classifier(path: str | Path, classes: tuple[str, ...]) -> tuple[nn.Module, dict]:

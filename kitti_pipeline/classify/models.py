@@ -22,10 +22,11 @@ import torch
 from torch import nn
 from torchvision import models
 
+from kitti_pipeline.core.params import REGIMES
+
 Arch = Literal["resnet18", "mobilenet_v2"]
 Regime = Literal["scratch", "frozen", "finetune"]
 ARCHS = ("resnet18", "mobilenet_v2")
-REGIMES = ("scratch", "frozen", "finetune")
 # State-dict keys of the layer each architecture's head replaces.
 HEAD_KEYS = {
     "resnet18": ("fc.weight", "fc.bias"),

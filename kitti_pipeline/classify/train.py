@@ -3,7 +3,8 @@
 Speed comes from not redoing work: crops are decoded once into a uint8 tensor that lives on the
 training device, flips happen there, and in the frozen regime the backbone's features, which
 cannot change, are computed once (for each crop and its mirror image) and only the head is trained
-on them. On CUDA the forward pass runs in bfloat16 autocast with channels_last tensors.
+on them. On CUDA the forward pass runs in autocast (bfloat16, or float16 with a gradient scaler on
+GPUs without bfloat16) with channels_last tensors.
 
 Reproducibility: batch order and flips come from a generator seeded by (seed, epoch), and the
 global RNG state (dropout) travels in the checkpoint, so a resumed run continues exactly where
@@ -34,7 +35,7 @@ from kitti_pipeline.classify.models import (
     set_train_mode,
     trainable_parameters,
 )
-from kitti_pipeline.core.device import autocast, describe_device
+from kitti_pipeline.core.device import autocast, describe_device, grad_scaler
 from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import read_csv, sha256_file
 from kitti_pipeline.core.params import ClassifierTrainParams, params_to_dict
@@ -160,16 +161,19 @@ def fit(
     """
     params = trainable_parameters(model, regime)
     optimizer = make_optimizer(cfg.optimizer, params, cfg.lr)
+    device = train[0].device
+    scaler = grad_scaler(device, cfg.amp)
     history, start = [], 1
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
+        if resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
         torch.set_rng_state(resume["rng"])
         if "cuda_rng" in resume and torch.cuda.is_available():
             torch.cuda.set_rng_state(resume["cuda_rng"])
         history, start = list(resume["history"]), resume["epoch"] + 1
 
-    device = train[0].device
     cached = regime == "frozen" and cfg.cache_frozen_features
     if cached:
         # The frozen backbone is a fixed function: its features of each crop and of its mirror
@@ -211,8 +215,9 @@ def fit(
                         f"lower the learning rate (now {cfg.lr})"
                     )
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                scaler.scale(loss).backward()
+                scaler.step(optimizer)
+                scaler.update()
                 total_loss += loss.item() * len(batch) / world.size
                 if weight > 0:
                     correct += int((logits.argmax(1) == labels).sum())
@@ -248,6 +253,7 @@ def fit(
                         "epoch": epoch,
                         "model": model.state_dict(),
                         "optimizer": optimizer.state_dict(),
+                        "scaler": scaler.state_dict(),
                         "rng": torch.get_rng_state(),
                         **(
                             {"cuda_rng": torch.cuda.get_rng_state()}
@@ -266,7 +272,7 @@ def train_classifier(
     seed: int,
     crops: str | Path,
     split: str | Path,
-    init: str | Path,
+    init: str | Path | None,
     checkpoint: str | Path,
     classes: tuple[str, ...],
     cfg: ClassifierTrainParams,
@@ -281,7 +287,7 @@ def train_classifier(
     Args:
         arch, regime, seed: The run.
         crops, split: The crop stage's folder and the split CSV.
-        init: The init-weights file of `arch` (unread by `scratch`).
+        init: The init-weights file of `arch` (frozen and finetune only; unread by `scratch`).
         checkpoint: The run's checkpoint file.
         classes: Class names in id order.
         cfg: The training params.
@@ -306,6 +312,8 @@ def train_classifier(
     torch.manual_seed(seed)
     model = build_classifier(arch, len(classes))
     if regime != "scratch":
+        if init is None:
+            raise ValueError(f"{run}: the {regime} regime needs an init-weights file")
         load_backbone(model, arch, load_init(init, arch)["state_dict"], str(init))
     model.to(device)
     if device.type == "cuda":

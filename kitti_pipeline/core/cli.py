@@ -17,7 +17,7 @@ from kitti_pipeline.core.params import Params, load_params
 
 
 def parse_stage(
-    doc: str | None, argv: Sequence[str] | None, **options: str | tuple[type, str]
+    doc: str | None, argv: Sequence[str] | None, **options: str | tuple
 ) -> tuple[argparse.Namespace, Params]:
     """Parse a stage's arguments and load its params.
 
@@ -25,7 +25,8 @@ def parse_stage(
         doc: The stage's docstring, shown by `--help`.
         argv: The arguments (None: `sys.argv`).
         **options: One required option per keyword: `init_info="..."` gives `--init-info`, with
-            that help text; a `(type, help)` pair converts the value (`seed=(int, "...")`).
+            that help text; a `(type, help)` pair converts the value (`seed=(int, "...")`),
+            and a `(type, help, default)` triple makes the option optional.
 
     Returns:
         The parsed arguments (attributes named as the keywords) and the params file's contents
@@ -34,8 +35,12 @@ def parse_stage(
     parser = argparse.ArgumentParser(description=doc)
     parser.add_argument("--params", default="params.yaml")
     for name, spec in options.items():
-        kind, text = spec if isinstance(spec, tuple) else (str, spec)
-        parser.add_argument(f"--{name.replace('_', '-')}", required=True, type=kind, help=text)
+        kind, text, *default = spec if isinstance(spec, tuple) else (str, spec)
+        flag = f"--{name.replace('_', '-')}"
+        if default:
+            parser.add_argument(flag, type=kind, help=text, default=default[0])
+        else:
+            parser.add_argument(flag, required=True, type=kind, help=text)
     args = parser.parse_args(argv)
     return args, load_params(args.params)
 

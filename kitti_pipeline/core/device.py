@@ -1,4 +1,9 @@
-"""Where a stage computes: the torch device named by the params, and autocast on it."""
+"""Where a stage computes: the torch device named by the params, and autocast on it.
+
+Autocast (`amp: true`) runs on CUDA only: in bfloat16 where the GPU supports it (Ampere and
+newer), else in float16 with a gradient scaler, since float16's narrow range lets small
+gradients underflow to zero. On the CPU everything stays float32.
+"""
 
 from __future__ import annotations
 
@@ -44,8 +49,24 @@ def describe_device(device: torch.device) -> str:
     return str(device)
 
 
+def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
+    """The autocast type: bfloat16 on a CUDA device that supports it, else float16 on CUDA;
+    None (no autocast) on the CPU or when not `enabled`."""
+    if not enabled or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
 def autocast(device: torch.device, enabled: bool):
-    """bfloat16 autocast on CUDA when `enabled`; elsewhere a context that changes nothing."""
-    if enabled and device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    """Autocast in `amp_dtype(device, enabled)`; a context that changes nothing where None."""
+    dtype = amp_dtype(device, enabled)
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+def grad_scaler(device: torch.device, enabled: bool) -> torch.amp.GradScaler:
+    """A gradient scaler that is on only under float16 autocast; elsewhere `scale`, `step` and
+    `update` pass straight through to the loss and the optimizer."""
+    on = amp_dtype(device, enabled) == torch.float16
+    return torch.amp.GradScaler(device.type, enabled=on)

@@ -85,6 +85,19 @@ def read_csv(path: str | Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+def save_torch(obj: Any, path: str | Path) -> None:
+    """`torch.save` atomically, into a file whose bytes depend only on `obj`.
+
+    Given a path, torch names the records inside the archive after the file, so the same
+    tensors saved under the temporary name of each write would differ byte for byte; through
+    a file object the records always get the same name.
+    """
+    import torch  # here, so that the modules that only read and write files need no torch
+
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
+        torch.save(obj, f)
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -17,6 +17,10 @@ from typing import Any, Literal
 import yaml
 
 CLASSES = ("Car", "Person", "Cyclist")
+# The study's arms. Every one runs: dvc.yaml lists them, scratch in stages of its own, since it
+# reads no starting weights and must not rerun when they change.
+REGIMES = ("scratch", "frozen", "finetune")
+DETECTOR_RUNS = ("transfer", "scratch")
 
 
 class ParamsError(ValueError):
@@ -109,10 +113,9 @@ class ClassifierTrainParams:
 
 @dataclass(frozen=True)
 class ClassifierParams:
-    """The classifier study: a DVC matrix over `archs` x `regimes` x `seeds`."""
+    """The classifier study: a DVC matrix over `archs` x `REGIMES` x `seeds`."""
 
     archs: tuple[Literal["resnet18", "mobilenet_v2"], ...]
-    regimes: tuple[Literal["scratch", "frozen", "finetune"], ...]
     seeds: tuple[int, ...]
     init: ClassifierInitParams
     train: ClassifierTrainParams
@@ -148,9 +151,11 @@ class DetectorInitParams:
 class DetectorTrainParams:
     """One detector training run (stage `train_detector`).
 
-    Every `eval_every` epochs (and at the last) the run is checkpointed and evaluated on the val
-    split. `flip` mirrors frames; `scale`, `translate` and `colour` are the ranges of random
-    affine and colour jitter (0 turns each off).
+    Every `eval_every` epochs (and at the last) the run is evaluated on the val split and its
+    resumable state saved; `keep_checkpoints` also keeps the weights of every evaluated epoch, so
+    that new post-processing params redo the val history without retraining. `flip` mirrors
+    frames; `scale`, `translate` and `colour` are the ranges of random affine and colour jitter
+    (0 turns each off).
     """
 
     optimizer: Literal["adam", "sgd"]
@@ -161,6 +166,7 @@ class DetectorTrainParams:
     epochs: int
     warmup_steps: int
     eval_every: int
+    keep_checkpoints: bool
     flip: bool
     scale: float
     translate: float
@@ -183,7 +189,7 @@ class DetectorEvalParams:
 
 @dataclass(frozen=True)
 class DetectorParams:
-    """The detector study: YOLOv3 from a Darknet cfg, one run per entry of `runs`.
+    """The detector study: YOLOv3 from a Darknet cfg, one run per entry of `DETECTOR_RUNS`.
 
     `classes` are the classes of `data.classes` the detector learns (the study: Car only).
     """
@@ -191,7 +197,6 @@ class DetectorParams:
     classes: tuple[str, ...]
     cfg: str
     img_size: int
-    runs: tuple[Literal["transfer", "scratch"], ...]
     init: DetectorInitParams
     train: DetectorTrainParams
     evaluate: DetectorEvalParams

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from kitti_pipeline.core.files import atomic_path
+from kitti_pipeline.core.files import save_torch
 
 
 def epoch_generator(seed: int, epoch: int) -> torch.Generator:
@@ -75,29 +75,33 @@ class Resumable:
         """The saved state when its key is this run's, else None (a stale checkpoint set aside)."""
         if not self.path.exists():
             if self.folder is not None and self.folder.is_dir() and any(self.folder.iterdir()):
-                self._set_aside("holds files but no resumable state")
+                self.set_aside("holds files but no resumable state")
             return None
         try:
             saved = torch.load(self.path, map_location="cpu", weights_only=True)
         except Exception as err:  # a truncated or foreign file: any reader error
-            self._set_aside(f"cannot be read ({type(err).__name__}: {err})")
+            self.set_aside(f"cannot be read ({type(err).__name__}: {err})")
             return None
         old = saved.get("key") if isinstance(saved, dict) else None
         if old == self.key:
             return saved
         fields = differing_fields(old, self.key) if old is not None else ["no key saved"]
-        self._set_aside(f"was made under other inputs (differing: {', '.join(fields)})")
+        self.set_aside(f"was made under other inputs (differing: {', '.join(fields)})")
         return None
 
     def save(self, state: dict, name: str | None = None) -> None:
         """Write `state` with the key, atomically: as the state file, or as `name` in `folder`."""
         path = self.path if name is None else self.folder / name
-        with atomic_path(path) as tmp:
-            torch.save({**state, "key": self.key, "code_version": self.code_version}, tmp)
+        save_torch({**state, "key": self.key, "code_version": self.code_version}, path)
 
-    def _set_aside(self, reason: str) -> None:
+    def set_aside(self, reason: str) -> None:
+        """Move the checkpoint (its folder, when there is one) to `<name>.stale-<time>`, saying why.
+
+        Args:
+            reason: Completes "not resumed, moved aside ...: it <reason>".
+        """
         target = self.folder if self.folder is not None else self.path
-        if not self.writer:
+        if not self.writer or not target.exists():
             return
         stamp = time.strftime("%Y%m%dT%H%M%S")
         stale = target.with_name(f"{target.name}.stale-{stamp}")

@@ -6,6 +6,11 @@ picks N frames by seed from `image_2/` + `label_2/`, copies the images, converts
 study's YOLO format (Car, Person <- Pedestrian, Cyclist; every other KITTI type ignored and
 counted), keeps the native labels in `label_2/` beside them, and writes `subset.json` recording
 the frames chosen and what was ignored. Point `data.frames` in params.yaml at the result.
+
+A malformed label line or an unreadable image stops it, naming the file (and line). With
+`--on-bad-input skip` that frame is left out instead, and `subset.json` lists it with the
+problem: a frame whose labels are not all known would teach the detector that its unlabelled
+objects are background.
 """
 
 from __future__ import annotations
@@ -22,7 +27,12 @@ from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.files import atomic_dir, write_json
 from kitti_pipeline.core.params import CLASSES
 from kitti_pipeline.data.crops import IMAGE_SUFFIXES, DatasetError
-from kitti_pipeline.data.labels import KITTI_CLASS_MAP, kitti_to_yolo, read_kitti_labels
+from kitti_pipeline.data.labels import (
+    KITTI_CLASS_MAP,
+    LabelError,
+    kitti_to_yolo,
+    read_kitti_labels,
+)
 
 
 def select_frames(stems: list[str], count: int, seed: int) -> list[str]:
@@ -79,22 +89,37 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, required=True, help="subset folder to create")
     parser.add_argument("--frames", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--on-bad-input",
+        choices=("error", "skip"),
+        default="error",
+        help="a malformed label line or unreadable image: stop (error), or leave its frame out "
+        "and list it in subset.json (skip)",
+    )
     args = parser.parse_args(argv)
 
     available = kitti_frames(args.training)
     chosen = select_frames(list(available), args.frames, args.seed)
-    ignored = Counter()
+    ignored, written, skipped = Counter(), [], []
     with atomic_dir(args.out) as out:
         for sub in ("images", "labels", "label_2"):
             (out / sub).mkdir()
         (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
         for stem in chosen:
             image, label = available[stem]
-            width, height = image_size(image)
-            lines, skipped = kitti_to_yolo(
-                read_kitti_labels(label), width, height, CLASSES, KITTI_CLASS_MAP, source=label
-            )
-            ignored.update(skipped)
+            try:
+                width, height = image_size(image)
+                objects = read_kitti_labels(label)
+                lines, types = kitti_to_yolo(
+                    objects, width, height, CLASSES, KITTI_CLASS_MAP, source=label
+                )
+            except (DatasetError, LabelError) as err:
+                if args.on_bad_input == "error":
+                    raise
+                skipped.append({"frame": stem, "problem": str(err)})
+                continue
+            ignored.update(types)
+            written.append(stem)
             shutil.copyfile(image, out / "images" / image.name)
             shutil.copyfile(label, out / "label_2" / label.name)
             (out / "labels" / f"{stem}.txt").write_text("".join(f"{x}\n" for x in lines))
@@ -103,15 +128,21 @@ def main(argv=None):
             {
                 "source": str(args.training),
                 "seed": args.seed,
-                "frames": chosen,
+                "frames": written,
                 "class_map": KITTI_CLASS_MAP,
                 "ignored": dict(sorted(ignored.items())),
+                "skipped": skipped,
             },
         )
     print(
-        f"kitti-subset: {len(chosen)} frames written to {args.out}; "
+        f"kitti-subset: {len(written)} frames written to {args.out}; "
         f"ignored objects: {dict(sorted(ignored.items())) or 'none'}"
     )
+    if skipped:
+        print(
+            f"kitti-subset: {len(skipped)} of the {len(chosen)} frames drawn left out for bad "
+            f"input (listed in subset.json), the first: {skipped[0]['problem']}"
+        )
 
 
 def cli() -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from kitti_pipeline.core.params import DetectorParams
+from kitti_pipeline.core.params import DETECTOR_RUNS, DetectorParams
 from kitti_pipeline.data.labels import KITTI_CLASS_MAP, read_kitti_labels
 from kitti_pipeline.detect.darknet import fuse_batchnorm
 from kitti_pipeline.detect.data import DetectionSet, load_split
@@ -127,7 +127,7 @@ def draw_test_frames(
     images = [read_image(p) for p in paths]
 
     panels = [[] for _ in chosen]
-    for run in det.runs:
+    for run in DETECTOR_RUNS:
         model, info = load_detector(Path(models) / run / "best.pt")
         detections = detect_frames(
             model, images, det.img_size, det.evaluate.conf_threshold, det.evaluate.nms_iou

@@ -19,11 +19,16 @@ from rich.progress import Progress
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from kitti_pipeline.core.device import autocast, describe_device
+from kitti_pipeline.core.device import autocast, describe_device, grad_scaler
 from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import sha256_file
-from kitti_pipeline.core.params import DetectorParams, DetectorTrainParams, params_to_dict
-from kitti_pipeline.core.resumable import Resumable, epoch_generator
+from kitti_pipeline.core.params import (
+    DETECTOR_RUNS,
+    DetectorParams,
+    DetectorTrainParams,
+    params_to_dict,
+)
+from kitti_pipeline.core.resumable import Resumable, epoch_generator, tensor_digest
 from kitti_pipeline.core.version import code_version, library_hash
 from kitti_pipeline.detect.darknet import (
     Darknet,
@@ -34,11 +39,15 @@ from kitti_pipeline.detect.darknet import (
 )
 from kitti_pipeline.detect.data import DetectionSet, augmentation, load_split
 from kitti_pipeline.detect.metrics import class_summary
-from kitti_pipeline.detect.model_files import best_row, epoch_checkpoint
+from kitti_pipeline.detect.model_files import (
+    STATE_FILE,
+    best_row,
+    epoch_checkpoint,
+    load_epoch_weights,
+)
 from kitti_pipeline.detect.predict import predict_detections
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
 
-RUNS = ("transfer", "scratch")
 VAL_METRICS = ("precision", "recall", "AP50", "F1")
 
 
@@ -73,6 +82,7 @@ def train_one_epoch(
     transform: v2.Transform | None = None,
     on_batch: Callable[[int], None] | None = None,
     world: World = SINGLE,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[dict[str, float], int]:
     """One pass over `data`.
 
@@ -82,12 +92,14 @@ def train_one_epoch(
         on_batch: Called with the number of frames after each batch (a progress bar).
         world: The data-parallel processes; each trains on its slice of every batch, and
             `model` is then wrapped in DistributedDataParallel.
+        scaler: The gradient scaler of float16 autocast (`core.device.grad_scaler`); None: off.
 
     Returns:
         The mean of each loss term per batch, and the global step count after the epoch.
     """
     model.train()
     device = data.images.device
+    scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     n = len(data.images)
     order = torch.randperm(n, generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5 if augment else torch.zeros(n, dtype=bool)
@@ -120,8 +132,9 @@ def train_one_epoch(
                 f"lower the learning rate (now {lr})"
             )
         optimizer.zero_grad(set_to_none=True)
-        terms["total"].backward()
-        optimizer.step()
+        scaler.scale(terms["total"]).backward()
+        scaler.step(optimizer)
+        scaler.update()
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.item()
         batches += 1
@@ -168,10 +181,9 @@ def fit_detector(
     nms_iou: float,
     resume: dict | None = None,
     on_eval: Callable[[dict], None] | None = None,
-    on_epoch: Callable[[dict], None] | None = None,
     description: str = "detector",
     world: World = SINGLE,
-) -> list[dict]:
+) -> tuple[list[dict], dict]:
     """Train `model` for `cfg.epochs`, evaluating on `val` every `cfg.eval_every` epochs.
 
     Args:
@@ -179,17 +191,17 @@ def fit_detector(
         train, val: Letterboxed frames on that device.
         cfg: Optimizer, schedule, augmentation and loss settings.
         conf_threshold, nms_iou: Post-processing for the val precision, recall and F1.
-        resume: A state from `on_epoch` to continue from, or None.
-        on_eval: Called after each evaluation with the model's weights, the epoch and the
-            history row; the caller saves the every-N-epochs checkpoint.
-        on_epoch: Called after every epoch with the state to resume from.
+        resume: A state from `on_eval` to continue from, or None.
+        on_eval: Called after each evaluation with the state to resume from: epoch, step,
+            weights, optimizer, history, post-processing and the best epoch's weights.
         description: Label of the progress bar.
         world: The data-parallel processes (`kitti_pipeline.core.distributed`). Every process
             evaluates; only rank 0 shows progress.
 
     Returns:
-        One row per evaluation: epoch, the mean train loss terms of that epoch, the val loss,
-        and val precision, recall, AP50 and F1 (the mean over classes when there are several).
+        One row per evaluation (epoch, the mean train loss terms of that epoch, the val loss,
+        and val precision, recall, AP50 and F1: the mean over classes when there are several),
+        and the best evaluation's `{"epoch", "model"}` (its weights, on the CPU).
 
     Raises:
         FloatingPointError: when a loss is not finite.
@@ -202,13 +214,18 @@ def fit_detector(
         if cfg.scale or cfg.translate or cfg.colour
         else None
     )
-    history, start, step = [], 1, 0
+    device, n = train.images.device, len(train.images)
+    amp = cfg.amp and device.type == "cuda"
+    scaler = grad_scaler(device, amp)
+    history, best, start, step = [], None, 1, 0
     if resume is not None:
         model.load_state_dict(resume["model"])
         optimizer.load_state_dict(resume["optimizer"])
-        history, start, step = list(resume["history"]), resume["epoch"] + 1, resume["step"]
+        if resume.get("scaler"):
+            scaler.load_state_dict(resume["scaler"])
+        history, best = list(resume["history"]), resume["best"]
+        start, step = resume["epoch"] + 1, resume["step"]
 
-    device, n = train.images.device, len(train.images)
     net = world.wrap(model)
     with Progress(transient=True, disable=not world.main) as progress:
         for epoch in range(start, cfg.epochs + 1):
@@ -226,12 +243,13 @@ def fit_detector(
                 cfg.lr,
                 cfg.warmup_steps,
                 augment=cfg.flip,
-                amp=cfg.amp and device.type == "cuda",
+                amp=amp,
                 box_loss=cfg.box_loss,
                 ignore_iou=cfg.ignore_iou,
                 transform=transform,
                 on_batch=lambda k, task=task: progress.advance(task, k),
                 world=world,
+                scaler=scaler,
             )
             progress.remove_task(task)
             line = f"{description} epoch {epoch}/{cfg.epochs}: loss {losses['total']:.3f}"
@@ -245,22 +263,29 @@ def fit_detector(
                 }
                 history.append(row)
                 line += f", val loss {val_loss:.3f} AP50 {row['AP50']:.3f} F1 {row['F1']:.3f}"
+                if best_row(history)["epoch"] == epoch:
+                    best = {"epoch": epoch, "model": cpu_copy(model.state_dict())}
                 if on_eval is not None:
-                    on_eval({"epoch": epoch, "model": model.state_dict(), "row": row})
+                    on_eval(
+                        {
+                            "epoch": epoch,
+                            "step": step,
+                            "model": model.state_dict(),
+                            "optimizer": optimizer.state_dict(),
+                            "scaler": scaler.state_dict(),
+                            "history": history,
+                            "evaluate": {"conf_threshold": conf_threshold, "nms_iou": nms_iou},
+                            "best": best,
+                        }
+                    )
             if world.main:
                 progress.console.print(line)
-            if on_epoch is not None:
-                on_epoch(
-                    {
-                        "epoch": epoch,
-                        "step": step,
-                        "model": model.state_dict(),
-                        "optimizer": optimizer.state_dict(),
-                        "history": history,
-                        "evaluate": {"conf_threshold": conf_threshold, "nms_iou": nms_iou},
-                    }
-                )
-    return history
+    return history, best
+
+
+def cpu_copy(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A copy of a state dict on the CPU, unaffected by further training."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items()}
 
 
 def validate(
@@ -287,55 +312,61 @@ def revalidate(
     conf_threshold: float,
     nms_iou: float,
     amp: bool = False,
-) -> list[dict]:
-    """`history` with each row's val metrics recomputed from its epoch's saved weights.
+) -> tuple[list[dict], dict]:
+    """`history` with each row's val metrics recomputed from its epoch's kept weights.
 
     For a run resumed under other post-processing params: training does not depend on them,
     so this gives the history that a run from scratch under the new params would give.
+
+    Returns:
+        The new history and the best evaluation's `{"epoch", "model"}` under it.
     """
-    rows = []
+    rows, weights = [], {}
     for row in history:
-        saved = torch.load(
-            checkpoints / epoch_checkpoint(row["epoch"]), map_location="cpu", weights_only=True
-        )
-        model.load_state_dict(saved["model"])
+        weights[row["epoch"]] = load_epoch_weights(checkpoints, row["epoch"])
+        model.load_state_dict(weights[row["epoch"]])
         _, metrics = validate(model, val, conf_threshold, nms_iou, amp)
         rows.append({**row, **metrics})
-    return rows
+    epoch = best_row(rows)["epoch"]
+    return rows, {"epoch": epoch, "model": weights[epoch]}
 
 
 def train_detector(
     run: str,
     frames: str | Path,
     split: str | Path,
-    init: str | Path,
-    init_info: str | Path,
+    init: str | Path | None,
+    init_info: str | Path | None,
     checkpoints: str | Path,
     det: DetectorParams,
     world: World = SINGLE,
     device: torch.device | None = None,
-) -> tuple[Darknet, dict]:
+) -> tuple[Darknet, dict, dict]:
     """One run of the detector study, resumed when it can be.
 
     `transfer` starts from the init-weights file (every layer but the prediction convs),
-    `scratch` from random weights. The resumable state is saved after every epoch, and the
-    weights of every evaluated epoch beside it; a rerun resumes when the run's params, data,
-    starting weights, library code and process count are those it was saved under.
+    `scratch` from random weights. At every evaluation the resumable state (weights, optimizer,
+    history and the best epoch's weights) is saved as `checkpoints/state.pt`, and with
+    `keep_checkpoints` the epoch's weights beside it; a rerun resumes when the run's params,
+    frames, starting weights, library code and process count are those it was saved under.
 
     Args:
         run: `transfer` or `scratch`.
         frames, split: The frames folder and the crop split (read per frame).
-        init, init_info: The init stage's `.weights` file and metrics JSON (unread by scratch).
+        init, init_info: The init stage's `.weights` file and metrics JSON (transfer only).
         checkpoints: The run's checkpoint folder.
         det: The detector params.
         world: The data-parallel processes (`core.distributed`).
         device: Where to train (default: the CPU).
 
     Returns:
-        The model (weights of the last epoch) and the run's record for `save_best_and_last`.
+        The model (weights of the last epoch), the best evaluation's `{"epoch", "model"}` and
+        the run's record, for `save_best_and_last`.
     """
-    if run not in RUNS:
-        raise ValueError(f"Invalid run {run!r}: expected one of {RUNS}")
+    if run not in DETECTOR_RUNS:
+        raise ValueError(f"Invalid run {run!r}: expected one of {DETECTOR_RUNS}")
+    if run == "transfer" and (init is None or init_info is None):
+        raise ValueError("the transfer run needs the init stage's weights and metrics files")
     device = device or torch.device("cpu")
     if world.main:
         print(f"{run}: training on {describe_device(device)}, {world.size} process(es)")
@@ -358,45 +389,46 @@ def train_detector(
         )
     model.to(device)
 
-    # The params training depends on; the post-processing is checked apart (`revalidate`).
+    # The params training depends on. The post-processing is checked apart (`revalidate`), and
+    # whether every evaluated epoch's weights are kept changes nothing that is trained.
+    train_params = params_to_dict(cfg)
+    del train_params["keep_checkpoints"]
     trained_under = {
         "classes": list(det.classes),
         "cfg": det.cfg,
         "img_size": det.img_size,
-        "train": params_to_dict(cfg),
+        "train": train_params,
     }
     evaluate = {"conf_threshold": det.evaluate.conf_threshold, "nms_iou": det.evaluate.nms_iou}
     key = {
         "run": run,
         "detector": trained_under,
-        "frames": str(frames),
-        "split": sha256_file(split),
+        # The letterboxed pixels and boxes themselves, not the paths they were read from.
+        "frames": tensor_digest(train.images, *train.targets, val.images, *val.targets),
         "library": library_hash(),
         "init": sha256_file(init) if run == "transfer" else None,
         "processes": world.size,
     }
     version = code_version()
     checkpoints = Path(checkpoints)
-    resumable = Resumable(checkpoints / "last.pt", key, version, checkpoints, world.main)
+    resumable = Resumable(checkpoints / STATE_FILE, key, version, checkpoints, world.main)
     resume = resumable.load()
+    if resume is not None and resume["evaluate"] != evaluate:
+        resume = redo_evaluations(resume, resumable, model, val, evaluate, cfg.amp)
     if resume is not None:
         print(f"{run}: resuming after epoch {resume['epoch']}")
-        if resume.get("evaluate") != evaluate:
-            history = revalidate(
-                model, resume["history"], checkpoints, val, **evaluate, amp=cfg.amp
-            )
-            resume = {**resume, "history": history, "evaluate": evaluate}
-            if world.main:
-                resumable.save(resume)
-            print(f"{run}: {len(history)} evaluations redone under {evaluate}")
     if world.main:
         checkpoints.mkdir(parents=True, exist_ok=True)
 
     def save_evaluated(state: dict) -> None:
-        resumable.save(state, epoch_checkpoint(state["epoch"]))
+        # The epoch's weights first: a saved state never names weights that are not there.
+        if cfg.keep_checkpoints:
+            weights = {"epoch": state["epoch"], "model": state["model"]}
+            resumable.save(weights, epoch_checkpoint(state["epoch"]))
+        resumable.save(state)
 
     began = time.perf_counter()
-    history = fit_detector(
+    history, best = fit_detector(
         model,
         train,
         val,
@@ -405,26 +437,62 @@ def train_detector(
         det.evaluate.nms_iou,
         resume,
         on_eval=save_evaluated if world.main else None,
-        on_epoch=resumable.save if world.main else None,
         description=run,
         world=world,
     )
     seconds = time.perf_counter() - began
     if world.main:
-        best = best_row(history)
         print(
             f"{run}: {seconds:.1f}s on {len(train.stems)} frames; best val AP50 "
-            f"{best['AP50']:.3f} at epoch {best['epoch']}, last {history[-1]['AP50']:.3f}"
+            f"{best_row(history)['AP50']:.3f} at epoch {best['epoch']}, "
+            f"last {history[-1]['AP50']:.3f}"
         )
-    return model, {
-        "run": run,
-        "classes": list(det.classes),
-        "img_size": det.img_size,
-        "history": history,
-        "train_frames": len(train.stems),
-        "train_seconds": seconds,
-        "device": str(device),
-        "processes": world.size,
-        "params": {**trained_under, "evaluate": evaluate},
-        "code_version": version,
-    }
+    return (
+        model,
+        best,
+        {
+            "run": run,
+            "classes": list(det.classes),
+            "img_size": det.img_size,
+            "history": history,
+            "train_frames": len(train.stems),
+            "train_seconds": seconds,
+            "device": str(device),
+            "processes": world.size,
+            "params": {**trained_under, "evaluate": evaluate},
+            "code_version": version,
+        },
+    )
+
+
+def redo_evaluations(
+    resume: dict,
+    resumable: Resumable,
+    model: Darknet,
+    val: DetectionSet,
+    evaluate: dict,
+    amp: bool,
+) -> dict | None:
+    """A state evaluated under other post-processing, brought up to `evaluate`.
+
+    With every evaluated epoch's weights kept, each evaluation is redone from them; without, the
+    val history cannot be redone, so the state is moved aside and the run trains anew.
+
+    Returns:
+        The state to resume from, or None.
+    """
+    folder = resumable.folder
+    epochs = [row["epoch"] for row in resume["history"]]
+    if not all((folder / epoch_checkpoint(e)).exists() for e in epochs):
+        resumable.set_aside(
+            f"was evaluated under {resume['evaluate']}, not {evaluate}, and its val history "
+            "cannot be redone without every evaluated epoch's weights "
+            "(detector.train.keep_checkpoints: true keeps them)"
+        )
+        return None
+    history, best = revalidate(model, resume["history"], folder, val, **evaluate, amp=amp)
+    resume = {**resume, "history": history, "best": best, "evaluate": evaluate}
+    if resumable.writer:
+        resumable.save(resume)
+    print(f"{resume['key']['run']}: {len(history)} evaluations redone under {evaluate}")
+    return resume

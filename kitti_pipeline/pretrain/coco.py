@@ -102,6 +102,7 @@ def pretrain_schedule(cfg: DetectorInitParams, device: str, amp: bool) -> Detect
         epochs=cfg.pretrain_epochs,
         warmup_steps=20,
         eval_every=cfg.pretrain_epochs,
+        keep_checkpoints=False,
         flip=True,
         scale=0.0,
         translate=0.0,
@@ -141,7 +142,7 @@ def pretrain_detector(
     model = build_darknet(cfg_path, len(OBJECT_CLASSES))
     init_prediction_biases(model)
     model.to(device)
-    history = fit_detector(
+    history, _ = fit_detector(
         model, data, held_out, train, 0.25, 0.45, description="pretrain detector"
     )
     detections, _ = predict_detections(model, held_out, scales_of(model), 0.001, 0.45)

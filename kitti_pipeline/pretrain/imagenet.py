@@ -61,7 +61,7 @@ def pretrain_classifier(
 ) -> tuple[dict[str, torch.Tensor], dict]:
     """Train `arch` from scratch on the object images, as ImageNet pretraining would.
 
-    `amp` is bfloat16 autocast on CUDA (`classifier.train.amp`); it changes nothing on the CPU.
+    `amp` is autocast on CUDA (`classifier.train.amp`, see `core.device`); nothing on the CPU.
 
     Returns:
         The trained state dict (its head has `len(OBJECT_CLASSES)` outputs) and a summary with
@@ -110,7 +110,7 @@ def init_classifier_weights(
 
     `imagenet` reads torchvision's ImageNet file (`cfg.imagenet_dir` or the torch hub cache);
     `synthetic` pretrains on this module's task, on `device` (`auto`, `cpu` or `cuda`), with
-    bfloat16 autocast on CUDA when `amp`;
+    autocast on CUDA when `amp`;
     `random` draws weights from `cfg.seed`.
 
     Returns:

@@ -19,7 +19,7 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import Params
+from kitti_pipeline.core.params import DETECTOR_RUNS, REGIMES, Params
 from kitti_pipeline.report.figures import loss_curves_figure, metric_by_epoch_figure
 from kitti_pipeline.report.tables import (
     ARCH_NAMES,
@@ -112,14 +112,14 @@ def compose_report(
     ]
     runs = read_classifier_runs(inputs.classifier_runs, cfg)
     summary = summarise_seeds(runs, classes)
-    out += [markdown_tables(summary, runs, classes, cfg.regimes, published.get("classifier"))]
+    out += [markdown_tables(summary, runs, classes, REGIMES, published.get("classifier"))]
 
     figures: dict[str, Figure] = {}
     out += [f"### Confusion matrices (test crops, seed {cfg.seeds[0]})", ""]
     for arch in cfg.archs:
         images = [
             link(inputs.confusion / f"{arch}-{regime}-s{cfg.seeds[0]}.png", f"{arch} {regime}")
-            for regime in cfg.regimes
+            for regime in REGIMES
         ]
         out += [" ".join(images), ""]
     out += ["### Loss curves", ""]
@@ -132,7 +132,7 @@ def compose_report(
                     for seed in cfg.seeds
                 ],
             )
-            for regime in cfg.regimes
+            for regime in REGIMES
         ]
         name = f"loss_{arch}.png"
         figures[name] = loss_curves_figure(panels, f"{ARCH_NAMES.get(arch, arch)}: loss curves")
@@ -140,7 +140,7 @@ def compose_report(
         out += [link(figures_dir / name, f"{figure}: {arch} loss curves"), ""]
 
     metrics = {
-        run: json.loads((inputs.detector_runs / f"{run}.json").read_text()) for run in det.runs
+        run: json.loads((inputs.detector_runs / f"{run}.json").read_text()) for run in DETECTOR_RUNS
     }
     init = json.loads((inputs.detector_runs / "init.json").read_text())
     test_frames = next(iter(metrics.values()))["test_frames"]
@@ -159,7 +159,7 @@ def compose_report(
     ]
     histories = {
         RUN_NAMES.get(run, run) + f" ({run})": read_csv(inputs.detector_histories / f"{run}.csv")
-        for run in det.runs
+        for run in DETECTOR_RUNS
     }
     figures["detector_val_ap.png"] = metric_by_epoch_figure(histories, "AP50", "val AP@0.5")
     out += [

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kitti_pipeline.core.params import ClassifierParams
+from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.core.params import REGIMES, ClassifierParams
+
+LOSS_FIELDS = ("epoch", "train_loss", "val_loss")
 
 COLUMNS = ("mCA", "mF1", "mPrecision", "mRecall")
 ARCH_NAMES = {"resnet18": "ResNet18", "mobilenet_v2": "MobileNetV2"}
@@ -31,9 +34,21 @@ def read_classifier_runs(folder: str | Path, cfg: ClassifierParams) -> dict:
             (Path(folder) / f"{arch}-{regime}-s{seed}.json").read_text()
         )
         for arch in cfg.archs
-        for regime in cfg.regimes
+        for regime in REGIMES
         for seed in cfg.seeds
     }
+
+
+def loss_rows(folder: str | Path, cfg: ClassifierParams) -> list[dict]:
+    """Every classifier run's per-epoch losses in one long table (`run`, `epoch`, losses): the
+    data of the all-runs loss plot, whatever the archs and seeds."""
+    return [
+        {"run": f"{arch}-{regime}-s{seed}", **{k: row[k] for k in LOSS_FIELDS}}
+        for arch in cfg.archs
+        for regime in REGIMES
+        for seed in cfg.seeds
+        for row in read_csv(Path(folder) / f"{arch}-{regime}-s{seed}.csv")
+    ]
 
 
 def row_values(metrics: dict, classes: tuple[str, ...]) -> dict[str, float]:
