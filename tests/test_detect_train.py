@@ -144,3 +144,31 @@ def test_interrupted_training_resumes_to_the_same_weights(params_file):
     for name, value in straight.state_dict().items():
         assert torch.equal(value, resumed.state_dict()[name]), name
         assert torch.equal(best["model"][name], again_best["model"][name]), name
+
+
+def test_a_diverging_loss_stops_the_epoch_naming_the_steps(monkeypatch):
+    """The finiteness check runs every few steps, not every step (each waits for the device):
+    a loss that turns NaN at the third of four steps still stops the epoch, naming its steps."""
+    from kitti_pipeline.detect import train as detect_train
+
+    data = make_object_scenes(8, 64, seed=0)
+    for target in data.targets:
+        target[:, 0] = 0
+    torch.manual_seed(0)
+    model = build_darknet(SMALL, 1)
+    calls = []
+    real_loss = detect_train.yolo_loss
+
+    def diverging(*args, **kwargs):
+        terms = real_loss(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 3:
+            terms = {name: value * float("nan") for name, value in terms.items()}
+        return terms
+
+    monkeypatch.setattr(detect_train, "yolo_loss", diverging)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    args = (model, data, optimizer, scales_of(model), 1, 2, torch.Generator(), 0, 1e-3, 1)
+    with pytest.raises(FloatingPointError, match=r"loss is nan within steps 0 to 3; lower"):
+        train_one_epoch(*args)
+    assert len(calls) == 4  # it ran on to the end of the epoch, then stopped

@@ -4,7 +4,9 @@ import pytest
 import torch
 from torchvision.ops import box_iou, nms
 
-from kitti_pipeline.detect.yolo import Scale, decode, detect, yolo_loss
+from kitti_pipeline.detect.yolo import Scale, decode, detect, overlaps_any, yolo_loss
+
+from .reference_yolo import yolo_loss_loop
 
 # One 64x64 input, one scale with a 2x2 grid (stride 32) and three anchors, one class.
 SCALE = Scale(anchors=((10, 13), (30, 30), (60, 40)), stride=32)
@@ -83,3 +85,86 @@ def test_detect_thresholds_and_matches_torchvision_nms():
     torch.testing.assert_close(dets[:, :4], boxes[keep][expected])
     torch.testing.assert_close(dets[:, 4], scores[keep][expected])
     assert (box_iou(dets[:, :4], dets[:, :4]).triu(1) <= 0.45).all()
+
+
+# Three scales of YOLOv3 at 128 px (4, 8 and 16 cells), with its anchors.
+YOLOV3 = [
+    Scale(((116, 90), (156, 198), (373, 326)), 32),
+    Scale(((30, 61), (62, 45), (59, 119)), 16),
+    Scale(((10, 13), (16, 30), (33, 23)), 8),
+]
+
+
+def random_batch(per_frame, classes=3, size=128, seed=0):
+    """Raw maps and boxes of a batch of 6 frames: some empty, some with half as many boxes, and
+    in each frame with two or more boxes, a second box on the first's cell and anchor."""
+    g = torch.Generator().manual_seed(seed)
+    raws = [
+        torch.randn(6, 3 * (5 + classes), size // s.stride, size // s.stride, generator=g)
+        .mul(2)
+        .requires_grad_()
+        for s in YOLOV3
+    ]
+    targets = []
+    for frame in range(6):
+        k = (0, per_frame, per_frame // 2, per_frame, 1, per_frame)[frame]
+        xy = torch.rand(k, 2, generator=g) * (size - 40)
+        wh = torch.rand(k, 2, generator=g) * 60 + 3
+        t = torch.cat([torch.randint(0, classes, (k, 1), generator=g).float(), xy, xy + wh], 1)
+        if k >= 2:  # the same box, shifted by a pixel and of another class: same cell and anchor
+            t[1, 1:] = t[0, 1:] + 1
+            t[1, 0] = (t[0, 0] + 1) % classes
+        targets.append(t)
+    return raws, targets
+
+
+@pytest.mark.parametrize("box_loss", ["mse", "giou"])
+@pytest.mark.parametrize("per_frame", [0, 1, 2, 8, 40])
+def test_the_batched_loss_equals_the_loop_over_ground_truths(per_frame, box_loss):
+    raws, targets = random_batch(per_frame)
+    for ignore_iou in (0.5, 0.1):
+        expected = yolo_loss_loop(raws, YOLOV3, targets, 3, ignore_iou, box_loss)
+        got = yolo_loss(raws, YOLOV3, targets, 3, ignore_iou, box_loss)
+        assert set(got) == set(expected)
+        for name, value in expected.items():
+            torch.testing.assert_close(got[name], value, rtol=1e-5, atol=1e-5, msg=name)
+        grads = torch.autograd.grad(got["total"], raws)
+        for grad, reference in zip(
+            grads, torch.autograd.grad(expected["total"], raws), strict=True
+        ):
+            torch.testing.assert_close(grad, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_two_boxes_on_one_cell_and_anchor_both_count_and_objectness_once():
+    """The rule for a shared cell and anchor: each box adds its xy, wh and class terms;
+    the prediction's objectness is counted once (Darknet lets the last box overwrite)."""
+    second = torch.tensor([[0.0, 27.0, 6.0, 55.0, 36.0]])  # centre (41, 21): same cell, anchor
+    both = [torch.cat([TARGET[0], second])]
+    one = yolo_loss([zero_map()], [SCALE], TARGET, num_classes=1)
+    two = yolo_loss([zero_map()], [SCALE], both, num_classes=1)
+    # xy of the second: offsets (41/32 - 1, 21/32) = (0.28125, 0.65625) from sigmoid(0) = 0.5.
+    extra_xy = (0.5 - 0.28125) ** 2 + (0.5 - 0.65625) ** 2
+    assert two["xy"].item() == pytest.approx(one["xy"].item() + extra_xy)
+    assert two["wh"].item() == pytest.approx(2 * one["wh"].item())  # the same size, 28 x 30
+    assert two["cls"].item() == pytest.approx(2 * LOG2)
+    assert two["obj"].item() == pytest.approx(LOG2)
+    for loss in (yolo_loss, yolo_loss_loop):
+        assert loss([zero_map()], [SCALE], both, 1)["total"].item() == pytest.approx(
+            two["total"].item()
+        )
+
+
+def test_overlaps_any_is_torchvisions_box_iou_above_the_threshold():
+    g = torch.Generator().manual_seed(3)
+    a = torch.rand(4, 300, 2, generator=g) * 50
+    b = torch.rand(4, 5, 2, generator=g) * 50
+    a = torch.cat([a, a + torch.rand(4, 300, 2, generator=g) * 40 + 1], -1)
+    b = torch.cat([b, b + torch.rand(4, 5, 2, generator=g) * 40 + 1], -1)
+    real = torch.rand(4, 5, generator=g) < 0.7
+    for threshold in (0.1, 0.3, 0.5):
+        got = overlaps_any(a, b, real, threshold)
+        for image in range(4):
+            iou = box_iou(a[image], b[image])[:, real[image]]
+            expected = (iou > threshold).any(1) if iou.shape[1] else torch.zeros(300, dtype=bool)
+            assert torch.equal(got[image], expected)
+        assert got.any() and not got.all()

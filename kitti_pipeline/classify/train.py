@@ -189,10 +189,13 @@ def fit(
         for epoch in range(start, cfg.epochs + 1):
             task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
             generator = epoch_generator(seed, epoch)
-            order = torch.randperm(n, generator=generator)
-            flips = torch.rand(n, generator=generator) < 0.5 if cfg.augment else None
+            # Drawn on the CPU (the same on every device), moved once: the steps then index on
+            # the device and never wait for it. Sums stay there until the epoch ends.
+            order = torch.randperm(n, generator=generator).to(device)
+            flips = (torch.rand(n, generator=generator) < 0.5).to(device) if cfg.augment else None
             set_train_mode(model, regime)
-            total_loss, correct = 0.0, 0
+            total_loss = torch.zeros((), dtype=torch.float64, device=device)
+            correct = torch.zeros((), dtype=torch.int64, device=device)
             for batch in order.split(cfg.batch_size):
                 mine, weight = world.shard(batch)
                 labels = train[1][mine]
@@ -200,29 +203,30 @@ def fit(
                     if cached:
                         x = feats[mine]
                         if flips is not None:
-                            x = torch.where(flips[mine, None].to(device), feats_flipped[mine], x)
+                            x = torch.where(flips[mine, None], feats_flipped[mine], x)
                         logits = net(x)
                     else:
                         images = train[0][mine]
                         if flips is not None:
-                            mask = flips[mine].to(device).view(-1, 1, 1, 1)
+                            mask = flips[mine].view(-1, 1, 1, 1)
                             images = torch.where(mask, images.flip(-1), images)
                         logits = net(normalise_images(images))
                     loss = F.cross_entropy(logits.float(), labels) * weight
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"{description}: loss is {loss.item()} at epoch {epoch}; "
-                        f"lower the learning rate (now {cfg.lr})"
-                    )
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
                 scaler.update()
-                total_loss += loss.item() * len(batch) / world.size
+                # In float64, in the order Python floats would add them.
+                total_loss += loss.detach().double() * len(batch) / world.size
                 if weight > 0:
-                    correct += int((logits.argmax(1) == labels).sum())
+                    correct += (logits.argmax(1) == labels).sum()
                 progress.advance(task, len(batch))
-            total_loss, correct = world.sum(total_loss), world.sum(correct)
+            if not torch.isfinite(total_loss):
+                raise FloatingPointError(
+                    f"{description}: loss is {total_loss.item()} at epoch {epoch}; "
+                    f"lower the learning rate (now {cfg.lr})"
+                )
+            total_loss, correct = world.sum(total_loss.item()), world.sum(int(correct))
 
             if cached:
                 model.eval()

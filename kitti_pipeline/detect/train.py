@@ -49,12 +49,16 @@ from kitti_pipeline.detect.predict import predict_detections
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
 
 VAL_METRICS = ("precision", "recall", "AP50", "F1")
+# Steps between the checks that the loss is finite: each check waits for the device, so the loop
+# runs ahead of it in between, and a run that diverges stops within this many steps.
+FINITE_CHECK_EVERY = 10
 
 
 def flip_batch(images: torch.Tensor, targets: list[torch.Tensor], flips: torch.Tensor):
-    """Mirror the images where `flips` is set, and their boxes: x -> S - x."""
+    """Mirror the images where `flips` (a CPU tensor) is set, and their boxes: x -> S - x."""
     size = images.shape[-1]
-    images = torch.where(flips.view(-1, 1, 1, 1), images.flip(-1), images)
+    mirrored = flips.to(images.device, non_blocking=True).view(-1, 1, 1, 1)
+    images = torch.where(mirrored, images.flip(-1), images)
     out = []
     for t, flip in zip(targets, flips.tolist(), strict=True):
         if flip:
@@ -103,14 +107,14 @@ def train_one_epoch(
     n = len(data.images)
     order = torch.randperm(n, generator=generator)
     flips = torch.rand(n, generator=generator) < 0.5 if augment else torch.zeros(n, dtype=bool)
-    sums: dict[str, float] = {}
-    batches = 0
+    sums: dict[str, torch.Tensor] = {}
+    batches, checked = 0, step
     for batch in order.split(batch_size):
         for group in optimizer.param_groups:
             group["lr"] = lr * min(1.0, (step + 1) / max(warmup_steps, 1))
         mine, weight = world.shard(batch)
         images, targets = flip_batch(
-            data.images[mine], [data.targets[i] for i in mine], flips[mine].to(device)
+            data.images[mine], [data.targets[i] for i in mine], flips[mine]
         )
         if transform is not None:
             images, targets = jitter_batch(images, targets, transform)
@@ -126,22 +130,35 @@ def train_one_epoch(
         )
         # The loss is a mean over this slice; weighted, the processes average to the batch mean.
         terms = {name: value * weight for name, value in terms.items()}
-        if not torch.isfinite(terms["total"]):
-            raise FloatingPointError(
-                f"detector loss is {terms['total'].item()} at step {step}; "
-                f"lower the learning rate (now {lr})"
-            )
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(terms["total"]).backward()
         scaler.step(optimizer)
         scaler.update()
-        for name, value in terms.items():
-            sums[name] = sums.get(name, 0.0) + value.item()
+        for name, value in terms.items():  # in float64, as Python floats would add them
+            sums[name] = sums.get(name, 0.0) + value.detach().double()
         batches += 1
         step += 1
+        if step % FINITE_CHECK_EVERY == 0:
+            check_finite(sums["total"], checked, step, lr)
+            checked = step
         if on_batch is not None:
             on_batch(len(batch))
-    return {name: world.sum(value) / world.size / batches for name, value in sums.items()}, step
+    check_finite(sums["total"], checked, step, lr)
+    means = {name: world.sum(value.item()) / world.size / batches for name, value in sums.items()}
+    return means, step
+
+
+def check_finite(total: torch.Tensor, first: int, last: int, lr: float) -> None:
+    """Raise when the running loss sum is not finite: some step in [first, last) diverged.
+
+    Raises:
+        FloatingPointError: naming the steps and the learning rate.
+    """
+    if not torch.isfinite(total):
+        raise FloatingPointError(
+            f"detector loss is {total.item()} within steps {first} to {last - 1}; "
+            f"lower the learning rate (now {lr})"
+        )
 
 
 def jitter_batch(

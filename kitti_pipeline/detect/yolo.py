@@ -19,6 +19,11 @@ Loss terms, as in the YOLOv3 paper, summed over the batch and divided by the bat
            for finding an object that another anchor answers for;
     cls    binary cross-entropy of each class logit against the one-hot class, assigned anchors.
 
+Two ground truths whose centres fall in the same cell with the same best anchor share one
+prediction: each adds its own xy, wh and cls terms, and the prediction's objectness counts once.
+(Darknet writes each ground truth's deltas into the cell in label order, so there the last one
+overwrites the others; summing keeps every box's gradient.)
+
 Boxes are xyxy in input pixels (see `kitti_pipeline.data.boxes`).
 """
 
@@ -28,7 +33,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torchvision.ops import batched_nms, box_convert, box_iou, generalized_box_iou_loss
+from torchvision.ops import batched_nms, box_convert, generalized_box_iou_loss
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,54 @@ def shape_iou(wh: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
     return inter / (wh.prod(-1)[:, None] + anchors.prod(-1)[None] - inter)
 
 
+def overlaps_any(
+    boxes: torch.Tensor, others: torch.Tensor, real: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Whether each box overlaps one of its image's real `others` by an IoU above `threshold`.
+
+    Args:
+        boxes: (B, M, 4) boxes xyxy.
+        others: (B, N, 4) boxes xyxy of the same images.
+        real: (B, N) flags of the `others` that count.
+        threshold: The IoU to exceed.
+
+    Returns:
+        (B, M) flags: torchvision's `box_iou(boxes[b], others[b]) > threshold` over real others.
+
+    Worked coordinate by coordinate in (B, N, M) with M contiguous, in place and without a
+    division: several times faster than broadcasting whole corners when M, every prediction of
+    a map, is large. IoU > t is the same as inter > t (area_a + area_b - inter), that is
+    (1 + t) inter - t area_b > t area_a; a box that is not real is made empty, so that it
+    overlaps nothing.
+    """
+    a = boxes.transpose(1, 2)[:, :, None, :]  # (B, 4, 1, M)
+    b = (others * real[..., None]).transpose(1, 2)[:, :, :, None]  # (B, 4, N, 1)
+    width = torch.min(a[:, 2], b[:, 2]).sub_(torch.max(a[:, 0], b[:, 0])).clamp_(min=0)
+    height = torch.min(a[:, 3], b[:, 3]).sub_(torch.max(a[:, 1], b[:, 1])).clamp_(min=0)
+    inter = width.mul_(height)  # (B, N, M)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])  # (B, 1, M)
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])  # (B, N, 1)
+    return (inter.mul_(1 + threshold).sub_(area_b * threshold) > area_a * threshold).any(1)
+
+
+# What pads a frame's ground truths up to the batch's most: class 0, a 1 x 1 box at the origin,
+# so that every log and IoU of a padding row stays finite (its terms are then weighted 0).
+PADDING_ROW = (0.0, 0.0, 0.0, 1.0, 1.0)
+
+
+def pad_targets(
+    targets: list[torch.Tensor], device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame (N_i, 5) rows -> (B, N, 5), N the most in one frame, and (B, N) real-row flags."""
+    n = max((len(t) for t in targets), default=0)
+    rows = torch.nn.utils.rnn.pad_sequence(
+        [t.to(device, torch.float32).reshape(-1, 5) for t in targets], batch_first=True
+    )
+    lengths = torch.tensor([len(t) for t in targets], device=device)
+    real = torch.arange(n, device=device)[None] < lengths[:, None]
+    return torch.where(real[..., None], rows, torch.tensor(PADDING_ROW, device=device)), real
+
+
 def yolo_loss(
     raws: list[torch.Tensor],
     scales: list[Scale],
@@ -73,7 +126,11 @@ def yolo_loss(
     ignore_iou: float = 0.5,
     box_loss: str = "mse",
 ) -> dict[str, torch.Tensor]:
-    """The YOLOv3 loss over all scales.
+    """The YOLOv3 loss over all scales, every ground truth of the batch at once.
+
+    The targets are padded to (B, N, 5) and each ground truth's anchor, cell and offsets are
+    computed as tensors; terms are sums weighted by which rows are real and belong to the scale,
+    so the work does not grow with the number of ground truths and nothing waits for the device.
 
     Args:
         raws: One raw map per scale, (B, A*(5+C), H, W).
@@ -88,54 +145,54 @@ def yolo_loss(
     """
     if box_loss not in ("mse", "giou"):
         raise ValueError(f"Invalid box_loss {box_loss!r}: expected 'mse' or 'giou'")
-    batch = raws[0].shape[0]
-    device = raws[0].device
+    batch, device = raws[0].shape[0], raws[0].device
+    gt, real = pad_targets(targets, device)  # (B, N, 5), (B, N)
+    n = gt.shape[1]
+    boxes = gt[..., 1:5]  # (B, N, 4)
+    wh = boxes[..., 2:4] - boxes[..., 0:2]  # (B, N, 2)
+    centre = (boxes[..., 0:2] + boxes[..., 2:4]) / 2
     all_anchors = torch.tensor([a for s in scales for a in s.anchors], device=device)
-    first = [sum(len(s.anchors) for s in scales[:k]) for k in range(len(scales))]
+    best = shape_iou(wh.reshape(-1, 2), all_anchors).argmax(1).view(batch, n)  # (B, N)
+    image = torch.arange(batch, device=device)[:, None].expand(batch, n)
+    onehot = F.one_hot(gt[..., 0].long(), num_classes).float()  # (B, N, C)
     box_terms = ("giou",) if box_loss == "giou" else ("xy", "wh")
     terms = {name: torch.zeros((), device=device) for name in (*box_terms, "obj", "noobj", "cls")}
 
-    for k, (raw, scale) in enumerate(zip(raws, scales, strict=True)):
+    first = 0  # index of the scale's first anchor in `all_anchors`
+    for raw, scale in zip(raws, scales, strict=True):
         p = split_map(raw, len(scale.anchors)).float()  # (B, A, H, W, 5+C)
-        boxes = decode(raw.float(), scale)  # (B, A, H, W, 4)
+        decoded = decode(raw.float(), scale)  # (B, A, H, W, 4)
         _, na, h, w, _ = p.shape
-        assigned = torch.zeros(p.shape[:4], dtype=torch.bool, device=device)
-        ignored = torch.zeros_like(assigned)
-        for b, t in enumerate(targets):
-            if len(t) == 0:
-                continue
-            gt = t[:, 1:5].float()
-            ignored[b] = (box_iou(boxes[b].reshape(-1, 4), gt).amax(1) > ignore_iou).view(na, h, w)
-            wh = gt[:, 2:4] - gt[:, 0:2]
-            best = shape_iou(wh, all_anchors).argmax(1)
-            for n in torch.nonzero((best >= first[k]) & (best < first[k] + na)).flatten():
-                a = int(best[n]) - first[k]
-                cx, cy = (gt[n, 0:2] + gt[n, 2:4]) / 2
-                j = min(int(cx / scale.stride), w - 1)
-                i = min(int(cy / scale.stride), h - 1)
-                assigned[b, a, i, j] = True
-                cell = p[b, a, i, j]
-                offset = torch.stack([cx / scale.stride - j, cy / scale.stride - i])
-                anchor = all_anchors[best[n]].float()
-                if box_loss == "giou":
-                    terms["giou"] = terms["giou"] + generalized_box_iou_loss(
-                        boxes[b, a, i, j], gt[n]
-                    )
-                else:
-                    terms["xy"] = terms["xy"] + ((cell[0:2].sigmoid() - offset) ** 2).sum()
-                    terms["wh"] = terms["wh"] + ((cell[2:4] - torch.log(wh[n] / anchor)) ** 2).sum()
-                onehot = F.one_hot(t[n, 0].long(), num_classes).float()
-                terms["cls"] = terms["cls"] + F.binary_cross_entropy_with_logits(
-                    cell[5:], onehot, reduction="sum"
-                )
-        obj = p[..., 4]
-        terms["obj"] = terms["obj"] + F.binary_cross_entropy_with_logits(
-            obj[assigned], torch.ones_like(obj[assigned]), reduction="sum"
-        )
-        free = ~assigned & ~ignored
-        terms["noobj"] = terms["noobj"] + F.binary_cross_entropy_with_logits(
-            obj[free], torch.zeros_like(obj[free]), reduction="sum"
-        )
+        here = (real & (best >= first) & (best < first + na)).float()  # (B, N): this scale's
+        a = (best - first).clamp(0, na - 1)
+        j = (centre[..., 0] / scale.stride).long().clamp(0, w - 1)
+        i = (centre[..., 1] / scale.stride).long().clamp(0, h - 1)
+        cell = p[image, a, i, j]  # (B, N, 5+C): the prediction each ground truth is assigned
+        if box_loss == "giou":
+            giou = generalized_box_iou_loss(decoded[image, a, i, j], boxes, reduction="none")
+            terms["giou"] = terms["giou"] + (giou * here).sum()
+        else:
+            offset = torch.stack(
+                [centre[..., 0] / scale.stride - j, centre[..., 1] / scale.stride - i], -1
+            )
+            xy = ((cell[..., 0:2].sigmoid() - offset) ** 2).sum(-1)
+            wh_error = ((cell[..., 2:4] - torch.log(wh / all_anchors[best])) ** 2).sum(-1)
+            terms["xy"] = terms["xy"] + (xy * here).sum()
+            terms["wh"] = terms["wh"] + (wh_error * here).sum()
+        cls = F.binary_cross_entropy_with_logits(cell[..., 5:], onehot, reduction="none").sum(-1)
+        terms["cls"] = terms["cls"] + (cls * here).sum()
+
+        assigned = torch.zeros(p.shape[:4], device=device)
+        assigned = assigned.index_put((image, a, i, j), here, accumulate=True) > 0  # (B, A, H, W)
+        with torch.no_grad():  # a mask: no gradient flows through it
+            flat = decoded.reshape(batch, -1, 4)  # (B, A*H*W, 4)
+            ignored = overlaps_any(flat, boxes, real, ignore_iou).view(batch, na, h, w)
+        # One pass for both objectness terms: against 1 where assigned, 0 elsewhere.
+        target = assigned.float()
+        bce = F.binary_cross_entropy_with_logits(p[..., 4], target, reduction="none")
+        terms["obj"] = terms["obj"] + (bce * target).sum()
+        terms["noobj"] = terms["noobj"] + (bce * (~assigned & ~ignored)).sum()
+        first += na
 
     terms = {name: value / batch for name, value in terms.items()}
     terms["total"] = sum(terms.values())
