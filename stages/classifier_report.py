@@ -1,11 +1,15 @@
-"""Stage `classifier_report`: Tables 4 and 5 from every classifier run's metrics, and every run's
-losses in one table for the all-runs loss plot."""
+"""Stage `classifier_report`: Tables 4 and 5 from every classifier run's metrics, the paired
+comparisons between arms, and every run's losses in one table for the all-runs loss plot."""
+
+import json
+from pathlib import Path
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_csv, write_json, write_text
 from kitti_pipeline.core.params import REGIMES
 from kitti_pipeline.report.tables import (
     LOSS_FIELDS,
+    comparison_table,
     loss_rows,
     markdown_tables,
     read_classifier_runs,
@@ -18,6 +22,7 @@ def main(argv=None):
         __doc__,
         argv,
         runs="folder of per-run metrics JSON",
+        comparisons="the compare_classifiers stage's JSON",
         histories="folder of per-run history CSVs",
         summary="JSON: mean and std over seeds",
         tables="Markdown tables",
@@ -33,7 +38,9 @@ def main(argv=None):
         f"{cfg.train.epochs} epochs, lr {cfg.train.lr}, batch {cfg.train.batch_size}, "
         f"starting weights: {cfg.init.source}.\n\n"
     )
-    write_text(args.tables, header + markdown_tables(summary, runs, classes, REGIMES))
+    comparisons = comparison_table(json.loads(Path(args.comparisons).read_text()))
+    tables = markdown_tables(summary, runs, classes, REGIMES)
+    write_text(args.tables, header + tables + "\n" + comparisons)
     write_csv(args.losses, loss_rows(args.histories, cfg), ["run", *LOSS_FIELDS])
 
 

@@ -98,9 +98,23 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
     assert [int(h["epoch"]) for h in history] == [1, 2]
 
     stage(
+        "compare_classifiers",
+        *("--params", params_file, "--split", tmp_path / "split.csv"),
+        *("--predictions", tmp_path / "pred", "--out", tmp_path / "comparisons.json"),
+    )
+    comparisons = json.loads((tmp_path / "comparisons.json").read_text())
+    assert comparisons["test_frames"] == len({r["frame"] for r in test_rows})
+    assert set(comparisons["comparisons"]) == {"resnet18", "mobilenet_v2", "resnet18-mobilenet_v2"}
+    own = comparisons["comparisons"]["mobilenet_v2"]["frozen-scratch"]["mCA"]
+    scratch = json.loads((tmp_path / "metrics/mobilenet_v2-scratch-s0.json").read_text())
+    assert own["difference"] == pytest.approx(metrics["mCA"] - scratch["mCA"])
+    assert own["low"] <= own["difference"] <= own["high"]
+    stage(
         "classifier_report",
         "--params",
         params_file,
+        "--comparisons",
+        tmp_path / "comparisons.json",
         "--runs",
         tmp_path / "metrics",
         "--summary",
@@ -124,6 +138,7 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
     assert frozen["acc_Car"] == metrics["per_class"]["Car"]["accuracy"]
     tables = (tmp_path / "tables.md").read_text()
     assert "### Table 4: ResNet18" in tables and "| MobileNetV2 pretrained, frozen |" in tables
+    assert "### Comparisons: paired differences" in tables
 
     # A rerun with nothing changed resumes from the finished checkpoint and trains nothing more.
     model = torch.load(tmp_path / f"models/{run}.pt", weights_only=True)

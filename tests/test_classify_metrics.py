@@ -4,6 +4,7 @@ from sklearn.metrics import (
     accuracy_score,
     balanced_accuracy_score,
     precision_recall_fscore_support,
+    recall_score,
 )
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
@@ -76,10 +77,27 @@ def test_bootstrap_intervals():
     y_true = rng.choice(3, size=300, p=[0.8, 0.15, 0.05])
     y_pred = np.where(rng.random(300) < 0.8, y_true, rng.choice(3, size=300))
     point = classification_metrics(y_true, y_pred, CLASSES)
-    ci = bootstrap_intervals(y_true, y_pred, 3, resamples=300, seed=0)
+    frames = [f"f{k // 5}" for k in range(300)]
+    ci = bootstrap_intervals(y_true, y_pred, frames, 3, resamples=300, seed=0)
     for name in ("mCA", "mF1", "accuracy"):
         low, high = ci[name]
         assert low < point[name] < high
-    assert ci == bootstrap_intervals(y_true, y_pred, 3, resamples=300, seed=0)
-    perfect = bootstrap_intervals(y_true, y_true, 3, resamples=50, seed=0)
+    assert ci == bootstrap_intervals(y_true, y_pred, frames, 3, resamples=300, seed=0)
+    perfect = bootstrap_intervals(y_true, y_true, frames, 3, resamples=50, seed=0)
     assert perfect["accuracy"] == (1.0, 1.0)
+
+
+def test_a_class_without_test_crops_counts_zero_where_balanced_accuracy_drops_it():
+    """The study's mCA averages over every class, 0 for one with no test crops; scikit-learn's
+    balanced_accuracy_score averages over the classes present. Three Cars (one taken for a
+    Cyclist) and two Persons, no Cyclist crops: recalls (2/3, 1, 0) give mCA 5/9, balanced
+    accuracy (2/3 + 1) / 2 = 5/6."""
+    y_true = np.array([0, 0, 0, 1, 1])
+    y_pred = np.array([0, 0, 2, 1, 1])
+    m = classification_metrics(y_true, y_pred, CLASSES)
+    assert m["mCA"] == pytest.approx(5 / 9)
+    with pytest.warns(UserWarning, match="y_pred contains classes not in y_true"):
+        assert balanced_accuracy_score(y_true, y_pred) == pytest.approx(5 / 6)
+    assert m["mCA"] == pytest.approx(
+        recall_score(y_true, y_pred, labels=[0, 1, 2], average="macro", zero_division=0)
+    )

@@ -156,6 +156,7 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     assert "error" not in workspace
     metrics = workspace["data"]
     expected = {"metrics/dataset.json", "metrics/classifier_summary.json"}
+    expected |= {"metrics/classifier_comparisons.json"}
     expected |= {f"metrics/init/{a}.json" for a in ("resnet18", "mobilenet_v2")}
     expected |= {f"metrics/detector/{r}.json" for r in ("init", "transfer", "scratch")}
     expected |= {
@@ -197,6 +198,7 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
         "train_classifier_scratch",
         "train_classifier",
         "evaluate_classifier",
+        "compare_classifiers",
         "classifier_report",
         "report",
     }

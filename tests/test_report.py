@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from kitti_pipeline.report.document import dataset_table, html_report
-from kitti_pipeline.report.tables import markdown_tables, summarise_seeds
+from kitti_pipeline.report.tables import comparison_table, markdown_tables, summarise_seeds
 
 CLASSES = ("Car", "Person", "Cyclist")
 
@@ -73,3 +73,35 @@ def test_html_inlines_every_image(tmp_path):
     assert base64.b64decode(encoded) == (tmp_path / "figures/a.png").read_bytes()
     with pytest.raises(FileNotFoundError, match="missing.png"):
         html_report("![b](missing.png)\n", tmp_path)
+
+
+def test_comparison_findings_follow_the_intervals():
+    def cell(difference, low, high):
+        return {"difference": difference, "low": low, "high": high, "resolved": low > 0 or high < 0}
+
+    comparisons = {
+        "resamples": 1000,
+        "seeds": [0],
+        "test_frames": 60,
+        "comparisons": {
+            "resnet18": {
+                "finetune-scratch": {"mCA": cell(0.12, 0.05, 0.2), "mF1": cell(0.1, 0.02, 0.18)},
+                "frozen-scratch": {"mCA": cell(-0.3, -0.4, -0.2), "mF1": cell(-0.3, -0.4, -0.2)},
+            },
+            "resnet18-mobilenet_v2": {
+                "scratch": {"mCA": cell(0.01, -0.03, 0.05), "mF1": cell(0.0, -0.04, 0.04)},
+            },
+        },
+    }
+    lines = comparison_table(comparisons).splitlines()
+    assert lines[0] == (
+        "### Comparisons: paired differences, 95% intervals over 1000 bootstrap draws of the "
+        "60 test frames (seed 0)"
+    )
+    assert lines[4] == (
+        "| ResNet18 pretrained, fine-tuned - ResNet18 from scratch | +0.120 | [+0.050, +0.200] "
+        "| +0.100 | [+0.020, +0.180] | ResNet18 pretrained, fine-tuned ahead |"
+    )
+    assert lines[5].endswith("| ResNet18 from scratch ahead |")
+    assert lines[6].startswith("| ResNet18 from scratch - MobileNetV2 from scratch | +0.010 |")
+    assert lines[6].endswith("| not resolved (the interval holds 0) |")

@@ -32,13 +32,13 @@ def evaluate_classifier(
     classes: tuple[str, ...],
     bootstrap: int,
 ) -> Evaluation:
-    """Score a model file on the test crops, with bootstrap 95% intervals over those crops.
+    """Score a model file on the test crops, with frame-level bootstrap 95% intervals.
 
     Args:
         model_file: A file from `save_classifier`.
         crops, split: The crop stage's folder and the split CSV.
         classes: Class names in id order; the model must have been trained on them.
-        bootstrap: Resamples of the test crops (seeded by the run's seed).
+        bootstrap: Resamples of the test frames (the same draws for every run).
 
     Raises:
         ValueError: when the model was trained on other classes or another crop size.
@@ -56,7 +56,8 @@ def evaluate_classifier(
 
     y_true, y_pred = labels.numpy(), predicted.numpy()
     metrics = classification_metrics(y_true, y_pred, classes)
-    intervals = bootstrap_intervals(y_true, y_pred, len(classes), bootstrap, seed=record["seed"])
+    frames = [r["frame"] for r in rows]
+    intervals = bootstrap_intervals(y_true, y_pred, frames, len(classes), bootstrap)
     confusion = metrics.pop("confusion")
     run = f"{record['arch']} {record['regime']} (seed {record['seed']})"
     print(f"{run}: mCA {metrics['mCA']:.3f}, accuracy {metrics['accuracy']:.3f}")

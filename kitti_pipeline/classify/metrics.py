@@ -11,7 +11,13 @@ With C[i, j] the number of test crops of true class i predicted as class j:
     accuracy                      sum_k C[k, k] / sum C
 
 These agree with scikit-learn's `precision_recall_fscore_support(average=None|"macro",
-zero_division=0)` and `balanced_accuracy_score`; the tests check it.
+zero_division=0)`; the tests check it. When every class has test crops, mCA is also
+`balanced_accuracy_score`; when one has none, scikit-learn leaves it out of the mean, where the
+study's convention counts it 0 (`recall_score(..., labels=all, average="macro", zero_division=0)`).
+
+Intervals come from a frame-level bootstrap (`frame_resamples`): frames drawn with replacement,
+each with all its crops, the same draws for every run (one seed), so that runs can be compared
+draw by draw (`classify.compare`).
 """
 
 from __future__ import annotations
@@ -76,26 +82,83 @@ def classification_metrics(
     }
 
 
+# The seed of every bootstrap: each run draws the same resamples, so differences between runs
+# are paired (`classify.compare`).
+BOOTSTRAP_SEED = 0
+
+
+def frame_resamples(frames: list[str], resamples: int, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
+    """Frame-level bootstrap draws: how often each test frame is drawn, (resamples, F).
+
+    Each draw takes F frames with replacement (F, the number of distinct frames), with all their
+    crops: crops of one frame share its scene, light and neighbours, so they do not vary
+    independently, and resampling them one by one would give intervals that are too narrow.
+
+    Args:
+        frames: The frame of each test crop; its distinct values, sorted, are the columns.
+        resamples: The number of draws.
+        seed: The generator's seed; equal seeds give every run the same draws.
+    """
+    count = len(set(frames))
+    return np.random.default_rng(seed).multinomial(count, np.full(count, 1 / count), resamples)
+
+
+def resampled_confusions(
+    y_true: np.ndarray, y_pred: np.ndarray, frames: list[str], draws: np.ndarray, num_classes: int
+) -> np.ndarray:
+    """The confusion matrix of each draw, (R, K, K): the sum of its frames' matrices, each as
+    often as the draw holds it."""
+    names = sorted(set(frames))
+    index = np.searchsorted(names, frames)
+    per_frame = np.zeros((len(names), num_classes * num_classes))
+    np.add.at(per_frame, (index, np.asarray(y_true) * num_classes + np.asarray(y_pred)), 1)
+    return (draws @ per_frame).reshape(-1, num_classes, num_classes)
+
+
+def macro_scores(cms: np.ndarray) -> dict[str, np.ndarray]:
+    """mCA, mF1 and accuracy of each of a stack of confusion matrices (R, K, K), as in
+    `scores_from_confusion`: a class with no crops or no predictions scores 0."""
+    cms = np.asarray(cms, dtype=float)
+    tp = np.diagonal(cms, axis1=1, axis2=2)
+    actual, predicted = cms.sum(2), cms.sum(1)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    total = cms.sum((1, 2))
+    return {
+        "mCA": recall.mean(1),
+        "mF1": f1.mean(1),
+        "accuracy": tp.sum(1) / np.maximum(total, 1),
+    }
+
+
+def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The (1 - level) / 2 and (1 + level) / 2 quantiles."""
+    low, high = np.quantile(values, ((1 - level) / 2, (1 + level) / 2))
+    return float(low), float(high)
+
+
 def bootstrap_intervals(
     y_true: np.ndarray,
     y_pred: np.ndarray,
+    frames: list[str],
     num_classes: int,
     resamples: int,
-    seed: int,
+    seed: int = BOOTSTRAP_SEED,
     level: float = 0.95,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals for mCA, mF1 and accuracy over test crops.
+    """Percentile bootstrap intervals for mCA, mF1 and accuracy over test frames.
 
-    Test crops are drawn with replacement `resamples` times; each draw's metrics are computed
-    from its confusion matrix, and the (1 - level) / 2 and (1 + level) / 2 quantiles kept.
+    Args:
+        y_true, y_pred: Class ids of the test crops.
+        frames: The frame of each crop. Give each crop a frame of its own for the crop-level
+            bootstrap, which treats the crops as independent.
+        num_classes: K.
+        resamples: Draws (`frame_resamples`).
+        seed: Their seed.
+        level: The interval's coverage.
     """
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    rng = np.random.default_rng(seed)
-    draws = {"mCA": [], "mF1": [], "accuracy": []}
-    for _ in range(resamples):
-        idx = rng.integers(0, len(y_true), len(y_true))
-        s = scores_from_confusion(confusion_matrix(y_true[idx], y_pred[idx], num_classes))
-        for name in draws:
-            draws[name].append(s[name])
-    q = ((1 - level) / 2, (1 + level) / 2)
-    return {name: tuple(float(v) for v in np.quantile(vals, q)) for name, vals in draws.items()}
+    draws = frame_resamples(frames, resamples, seed)
+    scores = macro_scores(resampled_confusions(y_true, y_pred, frames, draws, num_classes))
+    return {name: percentile_interval(values, level) for name, values in scores.items()}

@@ -25,6 +25,7 @@ from kitti_pipeline.report.tables import (
     ARCH_NAMES,
     REGIME_NAMES,
     RUN_NAMES,
+    comparison_table,
     detector_table,
     markdown_tables,
     read_classifier_runs,
@@ -42,6 +43,7 @@ class ReportInputs:
     dataset: Path  # metrics/dataset.json
     crop_examples: Path  # plots/crop_examples.png
     classifier_runs: Path  # metrics/classifier/<arch>-<regime>-s<seed>.json
+    classifier_comparisons: Path  # metrics/classifier_comparisons.json
     classifier_histories: Path  # plots/classifier/history/<run>.csv
     confusion: Path  # plots/classifier/confusion/<run>.png
     detector_runs: Path  # metrics/detector/<run>.json and init.json
@@ -113,6 +115,7 @@ def compose_report(
     runs = read_classifier_runs(inputs.classifier_runs, cfg)
     summary = summarise_seeds(runs, classes)
     out += [markdown_tables(summary, runs, classes, REGIMES, published.get("classifier"))]
+    out += [comparison_table(json.loads(inputs.classifier_comparisons.read_text()))]
 
     figures: dict[str, Figure] = {}
     out += [f"### Confusion matrices (test crops, seed {cfg.seeds[0]})", ""]

@@ -127,7 +127,7 @@ def markdown_tables(
             )
         out.append("")
     out += [
-        "### Every run, with bootstrap 95% intervals over test crops",
+        "### Every run, with bootstrap 95% intervals over test frames",
         "",
         "| Run | mCA | mCA 95% CI | mF1 | mF1 95% CI | Accuracy |",
         "|---|---|---|---|---|---|",
@@ -199,3 +199,47 @@ def detector_table(runs: dict[str, dict], class_name: str, published: dict | Non
                 + " |"
             )
     return "\n".join(main) + "\n\n" + "\n".join(strict) + "\n"
+
+
+def arm_name(group: str, name: str, side: int) -> str:
+    """A compared arm in words: side 0 or 1 of comparison `name` in `group`."""
+    if group in ARCH_NAMES:  # regimes within one architecture
+        return f"{ARCH_NAMES[group]} {REGIME_NAMES[name.split('-')[side]]}"
+    return f"{ARCH_NAMES[group.split('-')[side]]} {REGIME_NAMES[name]}"
+
+
+def finding(cell: dict, a: str, b: str) -> str:
+    """What a difference's interval says, in words: which arm is ahead, or that it is unresolved."""
+    if cell["low"] > 0:
+        return f"{a} ahead"
+    if cell["high"] < 0:
+        return f"{b} ahead"
+    return "not resolved (the interval holds 0)"
+
+
+def comparison_table(comparisons: dict) -> str:
+    """The paired comparisons (`classify.compare`) as a Markdown table, findings from the intervals.
+
+    Args:
+        comparisons: The `compare_classifiers` stage's JSON.
+    """
+    seeds = comparisons["seeds"]
+    noise = "test frames and seeds" if len(seeds) > 1 else f"test frames (seed {seeds[0]})"
+    out = [
+        f"### Comparisons: paired differences, 95% intervals over {comparisons['resamples']} "
+        f"bootstrap draws of the {comparisons['test_frames']} {noise}",
+        "",
+        "| Comparison (a - b) | mCA difference | mCA 95% CI | mF1 difference | mF1 95% CI "
+        "| Finding (mCA) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for group, cells in comparisons["comparisons"].items():
+        for name, metrics in cells.items():
+            a, b = arm_name(group, name, 0), arm_name(group, name, 1)
+            mca, mf1 = metrics["mCA"], metrics["mF1"]
+            out.append(
+                f"| {a} - {b} | {mca['difference']:+.3f} | [{mca['low']:+.3f}, {mca['high']:+.3f}] "
+                f"| {mf1['difference']:+.3f} | [{mf1['low']:+.3f}, {mf1['high']:+.3f}] "
+                f"| {finding(mca, a, b)} |"
+            )
+    return "\n".join(out) + "\n"

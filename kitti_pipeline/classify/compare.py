@@ -1,0 +1,142 @@
+"""Paired comparisons of the classifier study's arms: does one beat another, beyond the noise?
+
+Every run is scored on the same test crops, so the same frame-level bootstrap draws
+(`metrics.frame_resamples`: frames with replacement, each with all its crops) apply to every run,
+and each draw gives each comparison's difference. Sampling noise the two arms share (a hard frame
+is hard for both) then cancels, which an unpaired comparison of two intervals cannot do.
+
+With several seeds, each draw also resamples the seeds of each arm, with replacement and apart
+for each arm: an arm's value in the draw is the mean over its drawn seeds. The interval then holds
+the training noise between seeds as well as the sampling noise of the test frames. The reported
+difference is that of the means over all seeds on all test crops.
+
+Comparisons: for each architecture, finetune - scratch, frozen - scratch and finetune - frozen;
+for each regime, ResNet18 - MobileNetV2. A difference is resolved when its 95% interval excludes 0.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from kitti_pipeline.classify.metrics import (
+    BOOTSTRAP_SEED,
+    confusion_matrix,
+    frame_resamples,
+    macro_scores,
+    percentile_interval,
+    resampled_confusions,
+)
+from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.core.params import REGIMES
+
+METRICS = ("mCA", "mF1")
+REGIME_PAIRS = (("finetune", "scratch"), ("frozen", "scratch"), ("finetune", "frozen"))
+
+
+def arm_pairs(archs: tuple[str, ...]) -> list[tuple[str, tuple[str, str], tuple[str, str]]]:
+    """Each comparison as (group, arm a, arm b), an arm being (arch, regime): the regime pairs
+    within each architecture, then the architecture pairs within each regime."""
+    out = [(arch, (arch, a), (arch, b)) for arch in archs for a, b in REGIME_PAIRS]
+    for i, first in enumerate(archs):
+        for second in archs[i + 1 :]:
+            group = f"{first}-{second}"
+            out += [(group, (first, r), (second, r)) for r in REGIMES]
+    return out
+
+
+def compare_arms(
+    predictions: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]],
+    frames: list[str],
+    archs: tuple[str, ...],
+    seeds: tuple[int, ...],
+    num_classes: int,
+    resamples: int,
+    seed: int = BOOTSTRAP_SEED,
+) -> dict:
+    """Every comparison's difference, 95% interval and verdict, for mCA and mF1.
+
+    Args:
+        predictions: (arch, regime, seed) -> (true, predicted) class ids of the test crops, in
+            the same crop order for every run.
+        frames: The frame of each test crop.
+        archs, seeds: The study's architectures and seeds.
+        num_classes: K.
+        resamples: Bootstrap draws.
+        seed: Their seed (the draws of `metrics.bootstrap_intervals` for the same seed).
+
+    Returns:
+        `{group: {"<a>-<b>": {metric: {difference, low, high, resolved}}}}`, a group being an
+        architecture (its regimes compared) or `<arch>-<arch>` (the architectures per regime).
+    """
+    draws = frame_resamples(frames, resamples, seed)
+    drawn, full = {}, {}
+    for run, (y_true, y_pred) in predictions.items():
+        drawn[run] = macro_scores(resampled_confusions(y_true, y_pred, frames, draws, num_classes))
+        full[run] = macro_scores(confusion_matrix(y_true, y_pred, num_classes)[None])
+    # Each arm's seeds drawn per draw, (S, R): the same for every metric and comparison.
+    rng = np.random.default_rng(seed + 1)
+    arms = sorted({run[:2] for run in predictions})
+    picks = {arm: rng.integers(0, len(seeds), (len(seeds), resamples)) for arm in arms}
+
+    def arm_values(arm: tuple[str, str], metric: str) -> tuple[np.ndarray, float]:
+        """The arm's value in each draw (the mean of its drawn seeds), and on all crops."""
+        per_seed = np.stack([drawn[(*arm, s)][metric] for s in seeds])  # (S, R)
+        in_draw = per_seed[picks[arm], np.arange(resamples)].mean(0)
+        return in_draw, float(np.mean([full[(*arm, s)][metric][0] for s in seeds]))
+
+    out: dict = {}
+    for group, a, b in arm_pairs(archs):
+        name = f"{a[1]}-{b[1]}" if a[0] == b[0] else a[1]
+        cells = {}
+        for metric in METRICS:
+            a_draws, a_value = arm_values(a, metric)
+            b_draws, b_value = arm_values(b, metric)
+            low, high = percentile_interval(a_draws - b_draws)
+            cells[metric] = {
+                "difference": a_value - b_value,
+                "low": low,
+                "high": high,
+                "resolved": bool(low > 0 or high < 0),
+            }
+        out.setdefault(group, {})[name] = cells
+    return out
+
+
+def compare_classifiers(
+    split: str | Path,
+    predictions: str | Path,
+    classes: tuple[str, ...],
+    archs: tuple[str, ...],
+    seeds: tuple[int, ...],
+    resamples: int,
+) -> dict:
+    """`compare_arms` over every run's prediction CSV (`evaluate_classifier`'s), with the frame
+    of each test crop from the split.
+
+    Raises:
+        ValueError: when a run's predictions are not of the split's test crops, in its order.
+    """
+    tests = [r for r in read_csv(split) if r["split"] == "test"]
+    crops = [r["crop"] for r in tests]
+    runs = {}
+    for arch in archs:
+        for regime in REGIMES:
+            for s in seeds:
+                path = Path(predictions) / f"{arch}-{regime}-s{s}.csv"
+                rows = read_csv(path)
+                if [r["crop"] for r in rows] != crops:
+                    raise ValueError(f"{path}: not the test crops of {split}, in its order")
+                runs[(arch, regime, s)] = tuple(
+                    np.array([classes.index(r[column]) for r in rows])
+                    for column in ("actual", "predicted")
+                )
+    frames = [r["frame"] for r in tests]
+    return {
+        "resamples": resamples,
+        "seeds": list(seeds),
+        "test_frames": len(set(frames)),
+        "test_crops": len(crops),
+        "comparisons": compare_arms(runs, frames, archs, seeds, len(classes), resamples),
+    }
