@@ -3,6 +3,8 @@
 Precision, recall and F1 at `detector.evaluate.conf_threshold`, AP@0.5, AP@[.5:.95], KITTI's
 40-point AP and, with native `label_2` files, KITTI's easy / moderate / hard AP; the best
 checkpoint's precision-recall curve is written as a DVC plot (`kitti_pipeline.detect.evaluate`).
+The best checkpoint's figures get frame-level bootstrap intervals, and its ranked matches go to
+`--matches` for the paired comparison of the runs (stage `compare_detectors`).
 """
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
@@ -19,9 +21,11 @@ def main(argv=None):
         model="folder with best.pt and last.pt",
         metrics="metrics JSON to write",
         pr="CSV of the best epoch's PR curve",
+        matches="JSON: the best epoch's ranked matches, frame by frame",
     )
-    metrics, pr = evaluate_run(args.model, args.frames, args.split, params.detector)
+    metrics, pr, matches = evaluate_run(args.model, args.frames, args.split, params.detector)
     write_csv(args.pr, pr, ["recall", "precision"])
+    write_json(args.matches, matches)
     write_json(args.metrics, metrics)
 
 

@@ -8,12 +8,11 @@ from kitti_pipeline.classify.compare import arm_pairs, compare_arms
 from kitti_pipeline.classify.metrics import (
     bootstrap_intervals,
     confusion_matrix,
-    frame_resamples,
     macro_scores,
-    percentile_interval,
     resampled_confusions,
     scores_from_confusion,
 )
+from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
 
 
 def correlated_frames(frames=20, crops=9):
@@ -43,7 +42,7 @@ def test_resampled_confusions_are_those_of_the_drawn_crops():
     rng = np.random.default_rng(1)
     y_true, y_pred = rng.integers(0, 3, 50), rng.integers(0, 3, 50)
     frames = [f"f{k}" for k in rng.integers(0, 12, 50)]
-    draws = frame_resamples(frames, 30, seed=4)
+    draws = frame_resamples(len(set(frames)), 30, seed=4)
     assert draws.shape == (30, len(set(frames))) and (draws.sum(1) == len(set(frames))).all()
     cms = resampled_confusions(y_true, y_pred, frames, draws, 3)
     names = sorted(set(frames))
@@ -69,7 +68,7 @@ def test_resampled_confusions_are_those_of_the_drawn_crops():
 def slow_difference_interval(a, b, frames, resamples, metric):
     """One arm against another, one seed: the percentile interval of the difference over the
     same frame draws, each draw's crops listed and scored with scikit-learn."""
-    draws = frame_resamples(frames, resamples)
+    draws = frame_resamples(len(set(frames)), resamples)
     names = sorted(set(frames))
     score = {"mCA": recall_score, "mF1": f1_score}[metric]
     diffs = []

@@ -73,6 +73,8 @@ def evaluate(stage, params, out, run):
         out / f"metrics/{run}.json",
         "--pr",
         out / f"pr/{run}.csv",
+        "--matches",
+        out / f"matches/{run}.json",
     )
 
 
@@ -130,6 +132,27 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
         assert all(0 <= car[k] <= 1 for k in ("precision", "recall", "AP50", "F1", "AP50_95"))
         pr = read_csv(out / f"pr/{run}.csv")
         assert len(pr) == 101 and float(pr[0]["recall"]) == 0 and float(pr[-1]["recall"]) == 1
+        best = metrics["best"]["Car"]
+        for key, value in (("AP50", best["AP50"]), ("F1", best["F1"])):
+            assert best["ci95"][key]["low"] <= value <= best["ci95"][key]["high"], key
+        assert set(best["ci95"]) == {"AP50", "F1", "kitti_AP40_moderate"}
+        matches = json.loads((out / f"matches/{run}.json").read_text())
+        assert matches["stems"] == test_frames and matches["epoch"] == metrics["best"]["epoch"]
+        assert sum(matches["AP50"]["truths"]) == cars
+
+    stage(
+        "compare_detectors",
+        *("--params", params_file, "--transfer", out / "matches/transfer.json"),
+        *("--scratch", out / "matches/scratch.json", "--out", out / "comparison.json"),
+    )
+    comparison = json.loads((out / "comparison.json").read_text())["transfer-scratch"]
+    runs = {r: json.loads((out / f"metrics/{r}.json").read_text())["best"]["Car"] for r in RUNS}
+    assert comparison["AP50"]["difference"] == pytest.approx(
+        runs["transfer"]["AP50"] - runs["scratch"]["AP50"]
+    )
+    assert comparison["kitti_AP40_moderate"]["difference"] == pytest.approx(
+        runs["transfer"]["kitti_AP40"]["moderate"] - runs["scratch"]["kitti_AP40"]["moderate"]
+    )
 
     (out / "metrics/extra.json").write_text("{}")  # the report reads only the runs it names
     stage(
@@ -138,11 +161,14 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
         params_file,
         "--runs",
         out / "metrics",
+        "--comparison",
+        out / "comparison.json",
         "--table",
         out / "t.md",
     )
     table = (out / "t.md").read_text()
     assert "| Yes | best |" in table and "| No | last | 2 |" in table
+    assert "### Transfer against scratch" in table and "| KITTI AP40, moderate |" in table
 
     (out / "all_models").mkdir()
     for run in RUNS:

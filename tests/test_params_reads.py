@@ -149,5 +149,5 @@ def test_the_recorder_sees_reads_through_asdict_and_nested_sections(params_file)
     assert params.crop.image_size == 32 and reads == {"crop.image_size"}
     dataclasses.asdict(params.detector.evaluate)
     assert reads == {"crop.image_size"} | {
-        f"detector.evaluate.{k}" for k in ("conf_threshold", "nms_iou", "pictures")
+        f"detector.evaluate.{k}" for k in ("conf_threshold", "nms_iou", "bootstrap", "pictures")
     }

@@ -156,7 +156,7 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     assert "error" not in workspace
     metrics = workspace["data"]
     expected = {"metrics/dataset.json", "metrics/classifier_summary.json"}
-    expected |= {"metrics/classifier_comparisons.json"}
+    expected |= {"metrics/classifier_comparisons.json", "metrics/detector_comparison.json"}
     expected |= {f"metrics/init/{a}.json" for a in ("resnet18", "mobilenet_v2")}
     expected |= {f"metrics/detector/{r}.json" for r in ("init", "transfer", "scratch")}
     expected |= {
@@ -224,6 +224,7 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
         "train_detector_scratch",
         "train_detector_transfer",
         "evaluate_detector",
+        "compare_detectors",
         "detector_report",
         "detection_pictures",
         "report",

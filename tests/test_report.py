@@ -7,7 +7,12 @@ import pytest
 from PIL import Image
 
 from kitti_pipeline.report.document import dataset_table, html_report
-from kitti_pipeline.report.tables import comparison_table, markdown_tables, summarise_seeds
+from kitti_pipeline.report.tables import (
+    comparison_table,
+    detector_comparison_table,
+    markdown_tables,
+    summarise_seeds,
+)
 
 CLASSES = ("Car", "Person", "Cyclist")
 
@@ -105,3 +110,33 @@ def test_comparison_findings_follow_the_intervals():
     assert lines[5].endswith("| ResNet18 from scratch ahead |")
     assert lines[6].startswith("| ResNet18 from scratch - MobileNetV2 from scratch | +0.010 |")
     assert lines[6].endswith("| not resolved (the interval holds 0) |")
+
+
+def test_the_detector_comparison_table_by_hand():
+    def best(ap, f1, moderate, width):
+        ci = {"low": ap - width, "high": ap + width}
+        return {
+            "best": {
+                "Car": {
+                    "AP50": ap,
+                    "F1": f1,
+                    "kitti_AP40": {"moderate": moderate},
+                    "ci95": {"AP50": ci, "F1": ci, "kitti_AP40_moderate": ci},
+                }
+            }
+        }
+
+    runs = {"transfer": best(0.541, 0.545, 0.08, 0.05), "scratch": best(0.44, 0.511, 0.049, 0.06)}
+    cell = {"difference": 0.101, "low": 0.02, "high": 0.18, "resolved": True}
+    comparison = {
+        "resamples": 1000,
+        "test_frames": 60,
+        "transfer-scratch": {"AP50": cell, "F1": {**cell, "low": -0.01, "resolved": False}},
+    }
+    lines = detector_comparison_table(runs, comparison, "Car").splitlines()
+    assert lines[4] == (
+        "| AP@0.5 | 0.541 [0.491, 0.591] | 0.440 [0.380, 0.500] | +0.101 [+0.020, +0.180] "
+        "| transfer ahead |"
+    )
+    assert lines[5].endswith("| not resolved (the interval holds 0) |")
+    assert len(lines) == 6  # no KITTI row without label_2 files

@@ -1,7 +1,7 @@
 """Paired comparisons of the classifier study's arms: does one beat another, beyond the noise?
 
 Every run is scored on the same test crops, so the same frame-level bootstrap draws
-(`metrics.frame_resamples`: frames with replacement, each with all its crops) apply to every run,
+(`core.bootstrap`: frames with replacement, each with all its crops) apply to every run,
 and each draw gives each comparison's difference. Sampling noise the two arms share (a hard frame
 is hard for both) then cancels, which an unpaired comparison of two intervals cannot do.
 
@@ -20,14 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from kitti_pipeline.classify.metrics import (
-    BOOTSTRAP_SEED,
-    confusion_matrix,
-    frame_resamples,
-    macro_scores,
-    percentile_interval,
-    resampled_confusions,
-)
+from kitti_pipeline.classify.metrics import confusion_matrix, macro_scores, resampled_confusions
+from kitti_pipeline.core.bootstrap import BOOTSTRAP_SEED, difference_cell, frame_resamples
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import REGIMES
 
@@ -70,7 +64,7 @@ def compare_arms(
         `{group: {"<a>-<b>": {metric: {difference, low, high, resolved}}}}`, a group being an
         architecture (its regimes compared) or `<arch>-<arch>` (the architectures per regime).
     """
-    draws = frame_resamples(frames, resamples, seed)
+    draws = frame_resamples(len(set(frames)), resamples, seed)
     drawn, full = {}, {}
     for run, (y_true, y_pred) in predictions.items():
         drawn[run] = macro_scores(resampled_confusions(y_true, y_pred, frames, draws, num_classes))
@@ -93,13 +87,7 @@ def compare_arms(
         for metric in METRICS:
             a_draws, a_value = arm_values(a, metric)
             b_draws, b_value = arm_values(b, metric)
-            low, high = percentile_interval(a_draws - b_draws)
-            cells[metric] = {
-                "difference": a_value - b_value,
-                "low": low,
-                "high": high,
-                "resolved": bool(low > 0 or high < 0),
-            }
+            cells[metric] = difference_cell(a_value - b_value, a_draws - b_draws)
         out.setdefault(group, {})[name] = cells
     return out
 

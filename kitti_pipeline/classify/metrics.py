@@ -15,7 +15,7 @@ zero_division=0)`; the tests check it. When every class has test crops, mCA is a
 `balanced_accuracy_score`; when one has none, scikit-learn leaves it out of the mean, where the
 study's convention counts it 0 (`recall_score(..., labels=all, average="macro", zero_division=0)`).
 
-Intervals come from a frame-level bootstrap (`frame_resamples`): frames drawn with replacement,
+Intervals come from a frame-level bootstrap (`core.bootstrap`): frames drawn with replacement,
 each with all its crops, the same draws for every run (one seed), so that runs can be compared
 draw by draw (`classify.compare`).
 """
@@ -23,6 +23,13 @@ draw by draw (`classify.compare`).
 from __future__ import annotations
 
 import numpy as np
+
+from kitti_pipeline.core.bootstrap import (
+    BOOTSTRAP_SEED,
+    frame_index,
+    frame_resamples,
+    percentile_interval,
+)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> np.ndarray:
@@ -82,34 +89,12 @@ def classification_metrics(
     }
 
 
-# The seed of every bootstrap: each run draws the same resamples, so differences between runs
-# are paired (`classify.compare`).
-BOOTSTRAP_SEED = 0
-
-
-def frame_resamples(frames: list[str], resamples: int, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
-    """Frame-level bootstrap draws: how often each test frame is drawn, (resamples, F).
-
-    Each draw takes F frames with replacement (F, the number of distinct frames), with all their
-    crops: crops of one frame share its scene, light and neighbours, so they do not vary
-    independently, and resampling them one by one would give intervals that are too narrow.
-
-    Args:
-        frames: The frame of each test crop; its distinct values, sorted, are the columns.
-        resamples: The number of draws.
-        seed: The generator's seed; equal seeds give every run the same draws.
-    """
-    count = len(set(frames))
-    return np.random.default_rng(seed).multinomial(count, np.full(count, 1 / count), resamples)
-
-
 def resampled_confusions(
     y_true: np.ndarray, y_pred: np.ndarray, frames: list[str], draws: np.ndarray, num_classes: int
 ) -> np.ndarray:
     """The confusion matrix of each draw, (R, K, K): the sum of its frames' matrices, each as
     often as the draw holds it."""
-    names = sorted(set(frames))
-    index = np.searchsorted(names, frames)
+    names, index = frame_index(frames)
     per_frame = np.zeros((len(names), num_classes * num_classes))
     np.add.at(per_frame, (index, np.asarray(y_true) * num_classes + np.asarray(y_pred)), 1)
     return (draws @ per_frame).reshape(-1, num_classes, num_classes)
@@ -133,12 +118,6 @@ def macro_scores(cms: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """The (1 - level) / 2 and (1 + level) / 2 quantiles."""
-    low, high = np.quantile(values, ((1 - level) / 2, (1 + level) / 2))
-    return float(low), float(high)
-
-
 def bootstrap_intervals(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -155,10 +134,10 @@ def bootstrap_intervals(
         frames: The frame of each crop. Give each crop a frame of its own for the crop-level
             bootstrap, which treats the crops as independent.
         num_classes: K.
-        resamples: Draws (`frame_resamples`).
+        resamples: Draws (`core.bootstrap.frame_resamples`).
         seed: Their seed.
         level: The interval's coverage.
     """
-    draws = frame_resamples(frames, resamples, seed)
+    draws = frame_resamples(len(set(frames)), resamples, seed)
     scores = macro_scores(resampled_confusions(y_true, y_pred, frames, draws, num_classes))
     return {name: percentile_interval(values, level) for name, values in scores.items()}

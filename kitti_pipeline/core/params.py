@@ -184,6 +184,7 @@ class DetectorEvalParams:
 
     conf_threshold: float
     nms_iou: float
+    bootstrap: int
     pictures: int
 
 

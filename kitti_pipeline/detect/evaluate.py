@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
 from kitti_pipeline.core.params import DETECTOR_RUNS, DetectorParams
 from kitti_pipeline.data.labels import KITTI_CLASS_MAP, read_kitti_labels
 from kitti_pipeline.detect.darknet import fuse_batchnorm
@@ -23,7 +24,12 @@ from kitti_pipeline.detect.metrics import (
     detection_summary,
     interpolated_pr,
     kitti_level_ap,
-    match,
+    kitti_level_matches,
+    matches_to_dict,
+    rank_matches,
+    resampled_average_precision,
+    resampled_f1,
+    resampled_recall_points_ap,
 )
 from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.detect.predict import detect_frames, predict_detections, read_image
@@ -50,8 +56,13 @@ def evaluate_detector(
 
 def evaluate_run(
     model_dir: str | Path, frames: str | Path, split: str | Path, det: DetectorParams
-) -> tuple[dict, list[dict]]:
+) -> tuple[dict, list[dict], dict]:
     """Score a run's `best.pt` and `last.pt` on the test frames.
+
+    The best checkpoint's figures of the first class get frame-level bootstrap 95% intervals
+    (`ci95`: AP@0.5, F1 and, with `label_2` files, KITTI's moderate AP40; the same draws for
+    every run), and its ranked matches are returned frame by frame for the paired comparison of
+    the runs (`detect.compare`).
 
     Args:
         model_dir: The run's model folder.
@@ -60,8 +71,8 @@ def evaluate_run(
 
     Returns:
         The metrics (test frame count; per checkpoint its epoch and, per class, the
-        `detection_summary` with KITTI level APs where `label_2` exists) and the best
-        checkpoint's interpolated precision-recall curve of the first class.
+        `detection_summary` with KITTI level APs where `label_2` exists), the best
+        checkpoint's interpolated precision-recall curve of the first class, and its matches.
     """
     test = load_split(frames, split, "test", det.classes, det.img_size)
     label_2 = Path(frames) / "label_2"
@@ -75,6 +86,8 @@ def evaluate_run(
         for k in range(len(det.classes))
     ]
     metrics, pr = {"test_frames": len(test.stems)}, []
+    draws = frame_resamples(len(test.stems), det.evaluate.bootstrap)
+    conf = det.evaluate.conf_threshold
     for name in ("best", "last"):
         model, info = load_detector(Path(model_dir) / f"{name}.pt")
         if name == "last" and info["epoch"] == metrics["best"]["epoch"]:
@@ -96,8 +109,25 @@ def evaluate_run(
                 }
             result[class_name] = summary
             if name == "best" and k == 0:
-                _, hits, n = match(mine, truths[k], 0.5)
-                pr = interpolated_pr(hits, n)
+                ranked = rank_matches(mine, truths[k], 0.5)
+                pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
+                matches = {"stems": test.stems, "epoch": info["epoch"], "class": class_name}
+                matches["AP50"] = matches_to_dict(ranked)
+                intervals = {
+                    "AP50": resampled_average_precision(ranked, draws),
+                    "F1": resampled_f1(ranked, draws, conf),
+                }
+                matches["kitti_AP40_moderate"] = None
+                if "kitti_AP40" in summary:
+                    kitti = kitti_level_matches(
+                        mine, objects, KITTI_TYPES[class_name], "moderate", iou
+                    )
+                    matches["kitti_AP40_moderate"] = matches_to_dict(kitti)
+                    intervals["kitti_AP40_moderate"] = resampled_recall_points_ap(kitti, draws)
+                summary["ci95"] = {
+                    key: dict(zip(("low", "high"), percentile_interval(values), strict=True))
+                    for key, values in intervals.items()
+                }
         metrics[name] = result
     for name in ("best", "last"):
         first = metrics[name][det.classes[0]]
@@ -105,7 +135,7 @@ def evaluate_run(
             f"{name} (epoch {metrics[name]['epoch']}): P {first['precision']:.3f} "
             f"R {first['recall']:.3f} AP50 {first['AP50']:.3f} F1 {first['F1']:.3f}"
         )
-    return metrics, pr
+    return metrics, pr, matches
 
 
 def draw_test_frames(

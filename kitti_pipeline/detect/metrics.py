@@ -22,6 +22,9 @@ positive; otherwise a false positive. Precision and recall then follow down the 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 from torchvision.ops import box_iou
@@ -30,13 +33,129 @@ from kitti_pipeline.data.labels import KittiObject
 from kitti_pipeline.detect.data import DetectionSet
 
 
-def match(
+@dataclass(frozen=True)
+class RankedMatches:
+    """A test set's detections after matching, ranked by score, each with the frame it is in.
+
+    Every detection metric follows from these alone, and a frame-level bootstrap draw only
+    reweights them: matching happens within a frame, so a frame drawn twice brings its matches
+    twice.
+    """
+
+    frames: np.ndarray  # (D,) the frame of each detection
+    scores: np.ndarray  # (D,) descending
+    hits: np.ndarray  # (D,) true positives
+    truths: np.ndarray  # (F,) counted ground truths of each frame
+
+
+# Draws reweighted at once: (R, D) arrays of this many rows at a time bound the memory.
+DRAWS_AT_ONCE = 100
+
+
+def resampled_curves(
+    matches: RankedMatches, draws: np.ndarray
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Precision and recall down the ranking under each draw, `DRAWS_AT_ONCE` draws at a time.
+
+    Args:
+        matches: One run's ranked matches.
+        draws: (R, F) how often each frame is drawn (`core.bootstrap.frame_resamples`).
+
+    Yields:
+        Per chunk of draws: weights (r, D), precision (r, D), recall (r, D) and ground truths (r,).
+        A point before any drawn detection has precision 0.
+    """
+    for start in range(0, len(draws), DRAWS_AT_ONCE):
+        chunk = draws[start : start + DRAWS_AT_ONCE]
+        weights = chunk[:, matches.frames].astype(float)  # (r, D)
+        tp = np.cumsum(weights * matches.hits, 1)
+        count = np.cumsum(weights, 1)
+        truths = chunk @ matches.truths
+        precision = np.divide(tp, count, out=np.zeros_like(tp), where=count > 0)
+        recall = np.divide(tp, truths[:, None], out=np.zeros_like(tp), where=truths[:, None] > 0)
+        yield weights, precision, recall, truths
+
+
+def resampled_average_precision(matches: RankedMatches, draws: np.ndarray) -> np.ndarray:
+    """`average_precision` (all-point) of each draw, (R,)."""
+    out = []
+    for weights, precision, _, truths in resampled_curves(matches, draws):
+        envelope = np.maximum.accumulate(precision[:, ::-1], 1)[:, ::-1]
+        steps = np.divide(
+            weights * matches.hits,
+            truths[:, None],
+            out=np.zeros_like(weights),
+            where=truths[:, None] > 0,
+        )
+        out.append((steps * envelope).sum(1))
+    return np.concatenate(out)
+
+
+def resampled_recall_points_ap(
+    matches: RankedMatches, draws: np.ndarray, points: int = 40
+) -> np.ndarray:
+    """`recall_points_ap` (KITTI's 40 points) of each draw, (R,)."""
+    levels = np.arange(1, points + 1) / points - 1e-12
+    out = []
+    for _, precision, recall, truths in resampled_curves(matches, draws):
+        envelope = np.maximum.accumulate(precision[:, ::-1], 1)[:, ::-1]
+        for row in range(len(truths)):
+            first = np.searchsorted(recall[row], levels)  # first point reaching each level
+            reached = first < recall.shape[1]
+            total = envelope[row, first[reached]].sum() if truths[row] > 0 else 0.0
+            out.append(total / points)
+    return np.array(out)
+
+
+def resampled_f1(matches: RankedMatches, draws: np.ndarray, conf_threshold: float) -> np.ndarray:
+    """F1 of the detections scoring at least `conf_threshold`, under each draw, (R,)."""
+    kept = matches.scores >= conf_threshold
+    weights = draws[:, matches.frames][:, kept].astype(float)
+    tp = (weights * matches.hits[kept]).sum(1)
+    count = weights.sum(1)
+    truths = draws @ matches.truths
+    precision = np.divide(tp, count, out=np.zeros_like(tp), where=count > 0)
+    recall = np.divide(tp, truths, out=np.zeros_like(tp), where=truths > 0)
+    denom = precision + recall
+    return np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+
+
+def matches_to_dict(matches: RankedMatches) -> dict:
+    """Ranked matches as JSON-ready lists."""
+    return {
+        "frames": matches.frames.tolist(),
+        "scores": matches.scores.tolist(),
+        "hits": matches.hits.tolist(),
+        "truths": matches.truths.tolist(),
+    }
+
+
+def matches_from_dict(data: dict) -> RankedMatches:
+    """The inverse of `matches_to_dict`."""
+    return RankedMatches(
+        np.array(data["frames"], dtype=np.int64).reshape(-1),
+        np.array(data["scores"], dtype=float).reshape(-1),
+        np.array(data["hits"], dtype=bool).reshape(-1),
+        np.array(data["truths"], dtype=np.int64).reshape(-1),
+    )
+
+
+def summary_f1(matches: RankedMatches, conf_threshold: float) -> float:
+    """F1 of the detections scoring at least `conf_threshold`: `detection_summary`'s F1."""
+    kept = matches.hits[matches.scores >= conf_threshold]
+    tp, n = int(kept.sum()), int(matches.truths.sum())
+    precision = tp / len(kept) if len(kept) else 0.0
+    recall = tp / n if n else 0.0
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def rank_matches(
     detections: list[torch.Tensor],
     truths: list[torch.Tensor],
     iou_threshold: float,
     ignored: list[torch.Tensor] | None = None,
-) -> tuple[np.ndarray, np.ndarray, int]:
-    """Mark each detection true or false positive.
+) -> RankedMatches:
+    """Mark each detection true or false positive, keeping the frame it is in.
 
     Args:
         detections: Per image, (N, 5+) rows `x1, y1, x2, y2, score, ...`.
@@ -47,13 +166,13 @@ def match(
             "don't care" objects and other difficulty levels).
 
     Returns:
-        Scores and true-positive flags of the ranked detections, sorted by descending score,
-        and the number of counted ground truths.
+        The detections ranked by descending score (stable), their frames and true-positive
+        flags, and each frame's number of counted ground truths.
     """
     if ignored is None:
         ignored = [torch.zeros(len(g), dtype=torch.bool) for g in truths]
-    scores, hits = [], []
-    for dets, gts, skip in zip(detections, truths, ignored, strict=True):
+    frames, scores, hits = [], [], []
+    for frame, (dets, gts, skip) in enumerate(zip(detections, truths, ignored, strict=True)):
         order = torch.argsort(dets[:, 4], descending=True, stable=True)
         dets = dets[order]
         taken = torch.zeros(len(gts), dtype=torch.bool)
@@ -69,11 +188,28 @@ def match(
                     hit = not dropped
                     break
             if not dropped:
+                frames.append(frame)
                 scores.append(float(dets[k, 4]))
                 hits.append(hit)
-    scores, hits = np.array(scores), np.array(hits, dtype=bool)
+    scores = np.array(scores)
     order = np.argsort(-scores, kind="stable")
-    return scores[order], hits[order], sum(int((~s).sum()) for s in ignored)
+    return RankedMatches(
+        frames=np.array(frames, dtype=np.int64)[order],
+        scores=scores[order],
+        hits=np.array(hits, dtype=bool)[order],
+        truths=np.array([int((~s).sum()) for s in ignored], dtype=np.int64),
+    )
+
+
+def match(
+    detections: list[torch.Tensor],
+    truths: list[torch.Tensor],
+    iou_threshold: float,
+    ignored: list[torch.Tensor] | None = None,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """`rank_matches` without the frames: ranked scores, true-positive flags, counted truths."""
+    ranked = rank_matches(detections, truths, iou_threshold, ignored)
+    return ranked.scores, ranked.hits, int(ranked.truths.sum())
 
 
 def precision_recall(hits: np.ndarray, num_truths: int) -> tuple[np.ndarray, np.ndarray]:
@@ -158,14 +294,15 @@ KITTI_LEVELS = {"easy": (40.0, 0, 0.15), "moderate": (25.0, 1, 0.30), "hard": (2
 KITTI_NEIGHBOURS = {"Car": "Van", "Pedestrian": "Person_sitting"}
 
 
-def kitti_level_ap(
+def kitti_level_inputs(
     detections: list[torch.Tensor],
     objects: list[list[KittiObject]],
     kitti_type: str,
     level: str,
     iou_threshold: float = 0.7,
-) -> float:
-    """KITTI's 40-point AP of one class at one difficulty level.
+) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """The detections, truths and ignore flags that KITTI's AP of one class at one difficulty
+    level matches.
 
     Args:
         detections: Per frame, (N, 5+) rows `x1, y1, x2, y2, score, ...` in frame pixels.
@@ -173,6 +310,9 @@ def kitti_level_ap(
         kitti_type: The KITTI type detected, e.g. `Car`.
         level: `easy`, `moderate` or `hard`.
         iou_threshold: 0.7 for cars, 0.5 for pedestrians and cyclists in KITTI.
+
+    Returns:
+        Per frame: the detections kept, the relevant truths, and which of those are ignored.
     """
     min_height, max_occluded, max_truncated = KITTI_LEVELS[level]
     kept_dets, truths, ignored = [], [], []
@@ -201,7 +341,33 @@ def kitti_level_ap(
         kept_dets.append(dets)
         truths.append(boxes[relevant])
         ignored.append(~counted[relevant])
-    return recall_points_ap(*match(kept_dets, truths, iou_threshold, ignored)[1:])
+    return kept_dets, truths, ignored
+
+
+def kitti_level_ap(
+    detections: list[torch.Tensor],
+    objects: list[list[KittiObject]],
+    kitti_type: str,
+    level: str,
+    iou_threshold: float = 0.7,
+) -> float:
+    """KITTI's 40-point AP of one class at one difficulty level (`kitti_level_matches`)."""
+    ranked = kitti_level_matches(detections, objects, kitti_type, level, iou_threshold)
+    return recall_points_ap(ranked.hits, int(ranked.truths.sum()))
+
+
+def kitti_level_matches(
+    detections: list[torch.Tensor],
+    objects: list[list[KittiObject]],
+    kitti_type: str,
+    level: str,
+    iou_threshold: float = 0.7,
+) -> RankedMatches:
+    """The ranked matches behind `kitti_level_ap`, frame by frame."""
+    dets, truths, ignored = kitti_level_inputs(
+        detections, objects, kitti_type, level, iou_threshold
+    )
+    return rank_matches(dets, truths, iou_threshold, ignored)
 
 
 def _covered(boxes: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:

@@ -26,6 +26,7 @@ from kitti_pipeline.report.tables import (
     REGIME_NAMES,
     RUN_NAMES,
     comparison_table,
+    detector_comparison_table,
     detector_table,
     markdown_tables,
     read_classifier_runs,
@@ -47,6 +48,7 @@ class ReportInputs:
     classifier_histories: Path  # plots/classifier/history/<run>.csv
     confusion: Path  # plots/classifier/confusion/<run>.png
     detector_runs: Path  # metrics/detector/<run>.json and init.json
+    detector_comparison: Path  # metrics/detector_comparison.json
     detector_histories: Path  # plots/detector/history/<run>.csv
     pictures: Path  # plots/detector/pictures/*.png
 
@@ -159,6 +161,9 @@ def compose_report(
         "### Table 6: test results at the best (highest val AP) and last epoch",
         "",
         detector_table(metrics, det.classes[0], published.get("detector")),
+        detector_comparison_table(
+            metrics, json.loads(inputs.detector_comparison.read_text()), det.classes[0]
+        ),
     ]
     histories = {
         RUN_NAMES.get(run, run) + f" ({run})": read_csv(inputs.detector_histories / f"{run}.csv")

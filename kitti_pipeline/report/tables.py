@@ -243,3 +243,44 @@ def comparison_table(comparisons: dict) -> str:
                 f"| {finding(mca, a, b)} |"
             )
     return "\n".join(out) + "\n"
+
+
+DETECTOR_METRICS = {
+    "AP50": "AP@0.5",
+    "F1": "F1",
+    "kitti_AP40_moderate": "KITTI AP40, moderate",
+}
+
+
+def detector_comparison_table(runs: dict[str, dict], comparison: dict, class_name: str) -> str:
+    """Each run's best checkpoint with its 95% interval, and transfer - scratch with its paired
+    interval and the finding it supports, as a Markdown table.
+
+    Args:
+        runs: Run name -> its `evaluate_detector` metrics (with `ci95` on the best checkpoint).
+        comparison: The `compare_detectors` stage's JSON.
+        class_name: The class shown.
+    """
+    cells = comparison["transfer-scratch"]
+    out = [
+        f"### Transfer against scratch: best checkpoints, 95% intervals over "
+        f"{comparison['resamples']} bootstrap draws of the {comparison['test_frames']} test frames",
+        "",
+        "| Metric | transfer | scratch | transfer - scratch | Finding |",
+        "|---|---|---|---|---|",
+    ]
+    for key, label in DETECTOR_METRICS.items():
+        if key not in cells:
+            continue
+        values = []
+        for run in ("transfer", "scratch"):
+            best = runs[run]["best"][class_name]
+            value = best["kitti_AP40"]["moderate"] if key == "kitti_AP40_moderate" else best[key]
+            ci = best["ci95"][key]
+            values.append(f"{value:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]")
+        cell = cells[key]
+        out.append(
+            f"| {label} | {values[0]} | {values[1]} | {cell['difference']:+.3f} "
+            f"[{cell['low']:+.3f}, {cell['high']:+.3f}] | {finding(cell, 'transfer', 'scratch')} |"
+        )
+    return "\n".join(out) + "\n"
