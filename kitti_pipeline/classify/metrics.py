@@ -40,14 +40,24 @@ def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -
     )
 
 
+def class_scores(cms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class recall, precision and F1 of confusion matrices (..., K, K), each (..., K):
+    0 for a class with no crops, none predicted, or P + R = 0."""
+    cms = np.asarray(cms, dtype=float)
+    tp = np.diagonal(cms, axis1=-2, axis2=-1)
+    actual, predicted = cms.sum(-1), cms.sum(-2)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return recall, precision, f1
+
+
 def scores_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray | float]:
     """Per-class recall, precision, F1 and the macro and overall figures of a confusion matrix."""
     cm = np.asarray(cm, dtype=float)
     tp = np.diag(cm)
-    recall = np.divide(tp, cm.sum(1), out=np.zeros_like(tp), where=cm.sum(1) > 0)
-    precision = np.divide(tp, cm.sum(0), out=np.zeros_like(tp), where=cm.sum(0) > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    recall, precision, f1 = class_scores(cm)
     return {
         "recall": recall,
         "precision": precision,
@@ -101,20 +111,15 @@ def resampled_confusions(
 
 
 def macro_scores(cms: np.ndarray) -> dict[str, np.ndarray]:
-    """mCA, mF1 and accuracy of each of a stack of confusion matrices (R, K, K), as in
-    `scores_from_confusion`: a class with no crops or no predictions scores 0."""
+    """mCA, mF1 and accuracy of each of a stack of confusion matrices (R, K, K), as
+    `scores_from_confusion` gives them for one."""
     cms = np.asarray(cms, dtype=float)
-    tp = np.diagonal(cms, axis1=1, axis2=2)
-    actual, predicted = cms.sum(2), cms.sum(1)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    total = cms.sum((1, 2))
+    recall, _, f1 = class_scores(cms)
+    correct = np.trace(cms, axis1=1, axis2=2)
     return {
         "mCA": recall.mean(1),
         "mF1": f1.mean(1),
-        "accuracy": tp.sum(1) / np.maximum(total, 1),
+        "accuracy": correct / np.maximum(cms.sum((1, 2)), 1),
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -20,6 +21,7 @@ from kitti_pipeline.detect.data import DetectionSet, load_split
 from kitti_pipeline.detect.figures import detection_figure
 from kitti_pipeline.detect.metrics import (
     KITTI_LEVELS,
+    RankedMatches,
     class_summary,
     detection_summary,
     interpolated_pr,
@@ -109,24 +111,20 @@ def evaluate_run(
                 }
             result[class_name] = summary
             if name == "best" and k == 0:
-                ranked = rank_matches(mine, truths[k], 0.5)
-                pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
-                matches = {"stems": test.stems, "epoch": info["epoch"], "class": class_name}
-                matches["AP50"] = matches_to_dict(ranked)
-                intervals = {
-                    "AP50": resampled_average_precision(ranked, draws),
-                    "F1": resampled_f1(ranked, draws, conf),
-                }
-                matches["kitti_AP40_moderate"] = None
+                kitti = None
                 if "kitti_AP40" in summary:
                     kitti = kitti_level_matches(
                         mine, objects, KITTI_TYPES[class_name], "moderate", iou
                     )
-                    matches["kitti_AP40_moderate"] = matches_to_dict(kitti)
-                    intervals["kitti_AP40_moderate"] = resampled_recall_points_ap(kitti, draws)
-                summary["ci95"] = {
-                    key: dict(zip(("low", "high"), percentile_interval(values), strict=True))
-                    for key, values in intervals.items()
+                ranked = rank_matches(mine, truths[k], 0.5)
+                pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
+                summary["ci95"] = best_intervals(ranked, kitti, draws, conf)
+                matches = {
+                    "stems": test.stems,
+                    "epoch": info["epoch"],
+                    "class": class_name,
+                    "AP50": matches_to_dict(ranked),
+                    "kitti_AP40_moderate": None if kitti is None else matches_to_dict(kitti),
                 }
         metrics[name] = result
     for name in ("best", "last"):
@@ -136,6 +134,23 @@ def evaluate_run(
             f"R {first['recall']:.3f} AP50 {first['AP50']:.3f} F1 {first['F1']:.3f}"
         )
     return metrics, pr, matches
+
+
+def best_intervals(
+    ranked: RankedMatches, kitti: RankedMatches | None, draws: np.ndarray, conf_threshold: float
+) -> dict:
+    """The 95% intervals of the best checkpoint's AP@0.5 and F1 (`ranked`, IoU 0.5) and, with
+    `label_2` files, KITTI's moderate AP40 (`kitti`), over the frame draws `draws`."""
+    values = {
+        "AP50": resampled_average_precision(ranked, draws),
+        "F1": resampled_f1(ranked, draws, conf_threshold),
+    }
+    if kitti is not None:
+        values["kitti_AP40_moderate"] = resampled_recall_points_ap(kitti, draws)
+    return {
+        key: dict(zip(("low", "high"), percentile_interval(v), strict=True))
+        for key, v in values.items()
+    }
 
 
 def draw_test_frames(

@@ -140,13 +140,22 @@ def matches_from_dict(data: dict) -> RankedMatches:
     )
 
 
+def thresholded_scores(
+    scores: np.ndarray, hits: np.ndarray, num_truths: int, conf_threshold: float
+) -> tuple[float, float, float]:
+    """Precision, recall and F1 of the ranked detections scoring at least `conf_threshold`."""
+    kept = hits[scores >= conf_threshold]
+    tp = int(kept.sum())
+    precision = tp / len(kept) if len(kept) else 0.0
+    recall = tp / num_truths if num_truths else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return precision, recall, f1
+
+
 def summary_f1(matches: RankedMatches, conf_threshold: float) -> float:
     """F1 of the detections scoring at least `conf_threshold`: `detection_summary`'s F1."""
-    kept = matches.hits[matches.scores >= conf_threshold]
-    tp, n = int(kept.sum()), int(matches.truths.sum())
-    precision = tp / len(kept) if len(kept) else 0.0
-    recall = tp / n if n else 0.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    total = int(matches.truths.sum())
+    return thresholded_scores(matches.scores, matches.hits, total, conf_threshold)[2]
 
 
 def rank_matches(
@@ -271,11 +280,7 @@ def detection_summary(
     Precision, recall and F1 count detections scoring at least `conf_threshold` at IoU 0.5.
     """
     scores, hits, n = match(detections, truths, 0.5)
-    kept = hits[scores >= conf_threshold]
-    tp = int(kept.sum())
-    precision = tp / len(kept) if len(kept) else 0.0
-    recall = tp / n if n else 0.0
-    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    precision, recall, f1 = thresholded_scores(scores, hits, n, conf_threshold)
     coco = [
         average_precision(match(detections, truths, t)[1], n) for t in np.arange(0.5, 0.96, 0.05)
     ]
