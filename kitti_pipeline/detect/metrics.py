@@ -299,15 +299,14 @@ KITTI_LEVELS = {"easy": (40.0, 0, 0.15), "moderate": (25.0, 1, 0.30), "hard": (2
 KITTI_NEIGHBOURS = {"Car": "Van", "Pedestrian": "Person_sitting"}
 
 
-def kitti_level_inputs(
+def kitti_level_matches(
     detections: list[torch.Tensor],
     objects: list[list[KittiObject]],
     kitti_type: str,
     level: str,
     iou_threshold: float = 0.7,
-) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
-    """The detections, truths and ignore flags that KITTI's AP of one class at one difficulty
-    level matches.
+) -> RankedMatches:
+    """The ranked matches behind KITTI's AP of one class at one difficulty level, frame by frame.
 
     Args:
         detections: Per frame, (N, 5+) rows `x1, y1, x2, y2, score, ...` in frame pixels.
@@ -317,7 +316,7 @@ def kitti_level_inputs(
         iou_threshold: 0.7 for cars, 0.5 for pedestrians and cyclists in KITTI.
 
     Returns:
-        Per frame: the detections kept, the relevant truths, and which of those are ignored.
+        The level's matches: cars of other levels, vans and `DontCare` regions ignored.
     """
     min_height, max_occluded, max_truncated = KITTI_LEVELS[level]
     kept_dets, truths, ignored = [], [], []
@@ -346,7 +345,7 @@ def kitti_level_inputs(
         kept_dets.append(dets)
         truths.append(boxes[relevant])
         ignored.append(~counted[relevant])
-    return kept_dets, truths, ignored
+    return rank_matches(kept_dets, truths, iou_threshold, ignored)
 
 
 def kitti_level_ap(
@@ -359,20 +358,6 @@ def kitti_level_ap(
     """KITTI's 40-point AP of one class at one difficulty level (`kitti_level_matches`)."""
     ranked = kitti_level_matches(detections, objects, kitti_type, level, iou_threshold)
     return recall_points_ap(ranked.hits, int(ranked.truths.sum()))
-
-
-def kitti_level_matches(
-    detections: list[torch.Tensor],
-    objects: list[list[KittiObject]],
-    kitti_type: str,
-    level: str,
-    iou_threshold: float = 0.7,
-) -> RankedMatches:
-    """The ranked matches behind `kitti_level_ap`, frame by frame."""
-    dets, truths, ignored = kitti_level_inputs(
-        detections, objects, kitti_type, level, iou_threshold
-    )
-    return rank_matches(dets, truths, iou_threshold, ignored)
 
 
 def _covered(boxes: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:

@@ -338,14 +338,14 @@ def revalidate(
     Returns:
         The new history and the best evaluation's `{"epoch", "model"}` under it.
     """
-    rows, weights = [], {}
+    rows = []
     for row in history:
-        weights[row["epoch"]] = load_epoch_weights(checkpoints, row["epoch"])
-        model.load_state_dict(weights[row["epoch"]])
+        model.load_state_dict(load_epoch_weights(checkpoints, row["epoch"]))
         _, metrics = validate(model, val, conf_threshold, nms_iou, amp)
         rows.append({**row, **metrics})
+    # One epoch's weights in memory at a time: the best's are read again, not all kept.
     epoch = best_row(rows)["epoch"]
-    return rows, {"epoch": epoch, "model": weights[epoch]}
+    return rows, {"epoch": epoch, "model": load_epoch_weights(checkpoints, epoch)}
 
 
 def train_detector(
