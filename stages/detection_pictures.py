@@ -7,6 +7,7 @@ study's Figures 6 to 9), each run with its best checkpoint, ground truth in gree
 import matplotlib.pyplot as plt
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
+from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import atomic_dir
 from kitti_pipeline.detect.evaluate import draw_test_frames
 
@@ -20,7 +21,9 @@ def main(argv=None):
         models="folder holding <run>/best.pt",
         out="folder of PNGs to write",
     )
-    figures = draw_test_frames(args.models, args.frames, args.split, params.detector)
+    det = params.detector
+    device = resolve_device(det.train.device)
+    figures = draw_test_frames(args.models, args.frames, args.split, det, device)
     with atomic_dir(args.out) as out:
         for stem, figure in figures.items():
             figure.savefig(out / f"{stem}.png", format="png", dpi=100)

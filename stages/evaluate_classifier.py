@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 from kitti_pipeline.classify.evaluate import PREDICTION_FIELDS, evaluate_classifier
 from kitti_pipeline.classify.figures import confusion_figure
 from kitti_pipeline.core.cli import parse_stage, run_cli
+from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import atomic_path, write_csv, write_json
 
 
@@ -24,8 +25,9 @@ def main(argv=None):
         figure="confusion matrix PNG",
     )
     classes = params.data.classes
+    device = resolve_device(params.classifier.train.device)
     result = evaluate_classifier(
-        args.model, args.crops, args.split, classes, params.classifier.bootstrap
+        args.model, args.crops, args.split, classes, params.classifier.bootstrap, device
     )
     write_json(args.metrics, result.metrics)
     write_csv(args.predictions, result.predictions, PREDICTION_FIELDS)

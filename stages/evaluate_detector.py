@@ -8,6 +8,7 @@ The best checkpoint's figures get frame-level bootstrap intervals, and its ranke
 """
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
+from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import write_csv, write_json
 from kitti_pipeline.detect.evaluate import evaluate_run
 
@@ -23,7 +24,9 @@ def main(argv=None):
         pr="CSV of the best epoch's PR curve",
         matches="JSON: the best epoch's ranked matches, frame by frame",
     )
-    metrics, pr, matches = evaluate_run(args.model, args.frames, args.split, params.detector)
+    det = params.detector
+    device = resolve_device(det.train.device)
+    metrics, pr, matches = evaluate_run(args.model, args.frames, args.split, det, device)
     write_csv(args.pr, pr, ["recall", "precision"])
     write_json(args.matches, matches)
     write_json(args.metrics, metrics)

@@ -1,6 +1,9 @@
 """Shared fixtures: the real params.yaml shrunk for tests, and a way to run real stages."""
 
 import importlib.util
+import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -42,3 +45,49 @@ def stage():
 @pytest.fixture
 def dvc_bin() -> str:
     return str(Path(sys.executable).parent / "dvc")
+
+
+PROJECT_FILES = (
+    ".gitignore",
+    "dvc.yaml",
+    "params.yaml",
+    "stages",
+    "kitti_pipeline",
+    "cfg",
+    "profiles",
+)
+
+
+def copy_project(repo: Path) -> None:
+    """The files `dvc repro` needs, copied into `repo` as a clone would hold them."""
+    repo.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        copy = shutil.copytree if src.is_dir() else shutil.copy
+        copy(src, repo / name)
+    (repo / "reports").mkdir()
+    shutil.copy(ROOT / "reports/published.yaml", repo / "reports")
+
+
+def project_runner(repo: Path, **env_vars: str):
+    """`run(*cmd, cwd=repo)`: a command in the test's environment (this venv's tools first, a
+    git identity, no DVC analytics), its stdout returned, an error raised on failure."""
+    bin_dir = os.path.dirname(sys.executable)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "DVC_NO_ANALYTICS": "1",
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+        **env_vars,
+    }
+
+    def run(*cmd, cwd=repo):
+        done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+        if done.returncode:
+            raise AssertionError(f"{' '.join(map(str, cmd))} failed:\n{done.stdout}\n{done.stderr}")
+        return done.stdout
+
+    return run

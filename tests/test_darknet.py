@@ -1,9 +1,11 @@
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from kitti_pipeline.detect.darknet import (
     CfgError,
+    MaxPoolSame,
     _conv_tensors,
     build_darknet,
     parse_cfg,
@@ -252,3 +254,20 @@ def test_a_cut_off_read_takes_exactly_the_cut_off_or_the_whole_file(tmp_path):
     # A whole file read for its first convolutions only is fine.
     write_weights(model, tmp_path / "whole.weights")
     assert read_weights(target, tmp_path / "whole.weights", cutoff=7)["loaded"] == 7
+
+
+@pytest.mark.parametrize("size", [2, 3])
+def test_stride_one_maxpool_equals_darknets_edge_padding_with_its_gradients(size):
+    """Padding with -inf gives what Darknet's replicated edge gives, ties included."""
+    torch.manual_seed(0)
+    x = torch.randint(0, 4, (2, 3, 7, 9)).float()  # few values: many ties
+    x = x.contiguous(memory_format=torch.channels_last).requires_grad_()
+    weights = torch.rand(2, 3, 7, 9)
+    ours = MaxPoolSame(size)(x)
+    (ours * weights).sum().backward()
+    ours_grad, x.grad = x.grad, None
+    pad = (0, size - 1, 0, size - 1)
+    darknet = F.max_pool2d(F.pad(x, pad, mode="replicate"), size, stride=1)
+    (darknet * weights).sum().backward()
+    assert ours.shape == x.shape
+    assert torch.equal(ours, darknet) and torch.equal(ours_grad, x.grad)

@@ -4,13 +4,17 @@ import torch
 
 from kitti_pipeline.data.labels import KittiObject
 from kitti_pipeline.detect.metrics import (
+    SUMMARY_IOUS,
     average_precision,
     detection_summary,
     interpolated_pr,
     kitti_level_ap,
     match,
+    match_at_thresholds,
     recall_points_ap,
 )
+
+from .reference_metrics import match_loop
 
 
 def slow_ap(hits, n):
@@ -99,6 +103,55 @@ def test_ignored_truths_neither_count_nor_punish():
     assert (
         scores.tolist() == pytest.approx([0.9, 0.7]) and hits.tolist() == [True, False] and n == 1
     )
+
+
+def crowded_frames(seed, frames=6):
+    """Frames of cars and detections around them: a pair of overlapping cars per frame, near-
+    ties for one truth, duplicates, misses and equal scores, so the greedy order matters."""
+    rng = np.random.default_rng(seed)
+    detections, truths, ignored = [], [], []
+    for _ in range(frames):
+        count = int(rng.integers(0, 8))
+        xy = rng.uniform(0, 300, (count, 2))
+        gts = np.concatenate([xy, xy + rng.uniform(10, 80, (count, 2))], 1)
+        if count:  # a car half behind another: a detection can fit both
+            gts = np.r_[gts, gts[:1] + [4, 0, 4, 0]]
+            count += 1
+        dets = []
+        for box in gts:
+            for _ in range(int(rng.integers(0, 4))):
+                dets.append(box + rng.normal(0, 6, 4))
+        dets += list(np.concatenate([xy2 := rng.uniform(0, 300, (3, 2)), xy2 + 30], 1))
+        dets = np.array(dets).reshape(-1, 4)
+        dets[:, 2:] = np.maximum(dets[:, 2:], dets[:, :2] + 1)
+        scores = np.round(rng.random(len(dets)), 1)  # ties in score, broken by list order
+        detections.append(torch.tensor(np.c_[dets, scores], dtype=torch.float32))
+        truths.append(torch.tensor(gts, dtype=torch.float32).reshape(-1, 4))
+        ignored.append(torch.from_numpy(rng.random(count) < 0.3))
+    return detections, truths, ignored
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_pass_over_every_threshold_equals_a_loop_per_threshold(seed):
+    detections, truths, _ = crowded_frames(seed)
+    scores, hits, n = match_at_thresholds(detections, truths, SUMMARY_IOUS)
+    assert hits.shape == (len(SUMMARY_IOUS), len(scores)) and hits[0].any()
+    for row, threshold in zip(hits, SUMMARY_IOUS, strict=True):
+        ref_scores, ref_hits, ref_n = match_loop(detections, truths, threshold)
+        np.testing.assert_array_equal(scores, ref_scores)
+        np.testing.assert_array_equal(row, ref_hits)
+        assert n == ref_n
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("threshold", [0.5, 0.7])
+def test_matching_with_ignored_truths_equals_the_reference_loop(seed, threshold):
+    detections, truths, ignored = crowded_frames(seed)
+    scores, hits, n = match(detections, truths, threshold, ignored)
+    ref_scores, ref_hits, ref_n = match_loop(detections, truths, threshold, ignored)
+    np.testing.assert_array_equal(scores, ref_scores)
+    np.testing.assert_array_equal(hits, ref_hits)
+    assert n == ref_n and len(scores) < sum(len(d) for d in detections)  # some were dropped
 
 
 def kitti(type_, box, occluded=0, truncated=0.0):

@@ -172,3 +172,24 @@ def test_a_diverging_loss_stops_the_epoch_naming_the_steps(monkeypatch):
     with pytest.raises(FloatingPointError, match=r"loss is nan within steps 0 to 3; lower"):
         train_one_epoch(*args)
     assert len(calls) == 4  # it ran on to the end of the epoch, then stopped
+
+
+@pytest.mark.slow
+def test_the_compile_param_trains_through_torch_compile(params_file, monkeypatch):
+    """`compile: true` trains the same network through `torch.compile` (the tiny cfg's padded
+    maxpool included): one float32 step from the same weights gives the eager loss."""
+    data = make_object_scenes(4, 64, seed=0)
+    cfg = dataclasses.replace(
+        load_params(params_file).detector.train, epochs=1, eval_every=1, batch_size=4, amp=False
+    )
+    real, compiled, losses = torch.compile, [], []
+    monkeypatch.setattr(torch, "compile", lambda m, **k: compiled.append(m) or real(m, **k))
+    for on in (False, True):
+        torch.manual_seed(0)
+        model = build_darknet(SMALL, 10)
+        history, _ = fit_detector(
+            model, data, data, dataclasses.replace(cfg, compile=on), 0.25, 0.45
+        )
+        losses.append(history[0]["train_total"])
+    assert compiled == [model]  # the second run's network, and only it
+    assert losses[1] == pytest.approx(losses[0], rel=1e-5)

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -49,6 +51,21 @@ def test_autocast_is_bfloat16_where_the_gpu_has_it_else_float16_with_a_scaler(mo
     assert amp_dtype(gpu, True) is torch.float16
     assert amp_dtype(gpu, False) is None and amp_dtype(cpu, True) is None
     assert not grad_scaler(cpu, True).is_enabled()
+
+
+def test_cpu_autocast_is_bfloat16_only_where_asked_and_native(monkeypatch):
+    cpu = torch.device("cpu")
+    for native in (True, False):
+        monkeypatch.setattr(device_module, "native_cpu_bf16", lambda n=native: n)
+        assert amp_dtype(cpu, True, cpu_bf16=True) is (torch.bfloat16 if native else None)
+        assert amp_dtype(cpu, True) is None and amp_dtype(cpu, False, cpu_bf16=True) is None
+        assert not grad_scaler(cpu, True).is_enabled()  # bfloat16 needs no scaler
+    monkeypatch.undo()
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if flags:  # torch's own check agrees with the flags lscpu shows
+        assert device_module.native_cpu_bf16() == any(
+            f in flags.split() for f in ("avx512_bf16", "amx_tile")
+        )
 
 
 def test_a_float16_scaler_leaves_a_training_step_as_it_was(monkeypatch):

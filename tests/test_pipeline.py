@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 from collections import Counter
 
@@ -14,7 +13,7 @@ import yaml
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import REGIMES
 
-from .conftest import ROOT
+from .conftest import ROOT, copy_project, project_runner
 
 pytestmark = pytest.mark.slow
 ARCHS = ("resnet18", "mobilenet_v2")
@@ -94,36 +93,9 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     knob only the detector stages), `dvc metrics diff --md` shows the change, and a local DVC
     remote carries every output to a fresh clone."""
     repo = tmp_path / "repo"
-    repo.mkdir()
-    for name in (
-        ".gitignore",
-        "dvc.yaml",
-        "params.yaml",
-        "stages",
-        "kitti_pipeline",
-        "cfg",
-        "profiles",
-    ):
-        src = ROOT / name
-        copy = shutil.copytree if src.is_dir() else shutil.copy
-        copy(src, repo / name)
-    (repo / "reports").mkdir()
-    shutil.copy(ROOT / "reports/published.yaml", repo / "reports")
+    copy_project(repo)
+    run = project_runner(repo)
     bin_dir = os.path.dirname(sys.executable)
-    env = {
-        **os.environ,
-        "PATH": f"{bin_dir}:{os.environ['PATH']}",
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@t",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@t",
-    }
-
-    def run(*cmd, cwd=repo):
-        return subprocess.run(
-            cmd, cwd=cwd, env=env, check=True, capture_output=True, text=True
-        ).stdout
 
     assert "crop.image_size" in run(os.path.join(bin_dir, "kitti-profile"), "ci")
     run("git", "init", "-q")

@@ -67,6 +67,22 @@ def test_damaged_file_is_refused(tmp_path, hub_dir, monkeypatch):
         weights.load_imagenet_state("resnet18", tmp_path / "mine")
 
 
+def test_a_pinned_sha256_replaces_the_name_check(tmp_path, hub_dir):
+    """A file under torchvision's name whose digest is not the name's prefix (a generated one)
+    loads when its full sha256 is pinned, and a wrong pin is refused naming the param."""
+    model = build_classifier("resnet18", 1000)
+    path = tmp_path / "mine" / weights.imagenet_file_name("resnet18")
+    path.parent.mkdir()
+    torch.save(model.state_dict(), path)
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="does not match f37072fd in its name"):
+        weights.load_imagenet_state("resnet18", path.parent)
+    state = weights.load_imagenet_state("resnet18", path.parent, digest.upper())
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    with pytest.raises(ValueError, match="classifier.init.imagenet_sha256 pins 00ff for resnet18"):
+        weights.load_imagenet_state("resnet18", path.parent, "00ff")
+
+
 def test_init_file_round_trip_and_arch_check(tmp_path):
     state = {"w": torch.arange(3.0)}
     model_files.save_init(tmp_path / "init.pt", "resnet18", "synthetic", state, {"epochs": 1})
@@ -111,7 +127,7 @@ def test_the_imagenet_stand_in_trains_with_the_params_autocast(monkeypatch, amp)
         return real_fit(model, regime, train, val, cfg, *args, **kwargs)
 
     monkeypatch.setattr(imagenet, "fit", spy)
-    cfg = ClassifierInitParams("synthetic", None, 0, 20, 32, 1, 10, 0.001)
+    cfg = ClassifierInitParams("synthetic", None, None, 0, 20, 32, 1, 10, 0.001)
     state, info = imagenet.init_classifier_weights("mobilenet_v2", cfg, 3, "cpu", amp)
     assert seen == [amp] and info["epochs"] == 1
     assert "classifier.1.weight" not in state

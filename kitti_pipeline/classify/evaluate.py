@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from kitti_pipeline.classify.metrics import bootstrap_intervals, classification_metrics
 from kitti_pipeline.classify.model_files import load_classifier
+from kitti_pipeline.classify.models import to_device
 from kitti_pipeline.classify.train import load_crops, predict
 from kitti_pipeline.core.files import read_csv
 
@@ -31,6 +33,7 @@ def evaluate_classifier(
     split: str | Path,
     classes: tuple[str, ...],
     bootstrap: int,
+    device: torch.device | str = "cpu",
 ) -> Evaluation:
     """Score a model file on the test crops, with frame-level bootstrap 95% intervals.
 
@@ -39,11 +42,13 @@ def evaluate_classifier(
         crops, split: The crop stage's folder and the split CSV.
         classes: Class names in id order; the model must have been trained on them.
         bootstrap: Resamples of the test frames (the same draws for every run).
+        device: Where to predict (the training device).
 
     Raises:
         ValueError: when the model was trained on other classes or another crop size.
     """
     model, record = load_classifier(model_file, classes)
+    to_device(model, record["arch"], device)
     rows = [r for r in read_csv(split) if r["split"] == "test"]
     images, labels = load_crops(crops, rows, classes)
     size = images.shape[-1]
@@ -52,7 +57,7 @@ def evaluate_classifier(
             f"{model_file} was trained on {record.get('image_size')}-px crops, but {crops} holds "
             f"{size}-px crops: retrain it on these crops"
         )
-    predicted = predict(model, images).argmax(1)
+    predicted = predict(model, images.to(device)).argmax(1).cpu()
 
     y_true, y_pred = labels.numpy(), predicted.numpy()
     metrics = classification_metrics(y_true, y_pred, classes)

@@ -43,6 +43,19 @@ def build_classifier(arch: str, num_classes: int) -> nn.Module:
     raise ValueError(f"Invalid architecture {arch!r}: expected one of {ARCHS}")
 
 
+# Architectures kept channels_last on the CPU too, where bench/cpu_autocast.py measured a gain:
+# MobileNetV2's training step 1.26x to 1.45x faster at 64 px; ResNet18's 0.87x to 1.09x (none).
+CPU_CHANNELS_LAST = ("mobilenet_v2",)
+
+
+def to_device(model: nn.Module, arch: str, device: torch.device | str) -> nn.Module:
+    """`model` on `device`, channels_last on CUDA and, for `CPU_CHANNELS_LAST`, on the CPU."""
+    device = torch.device(device)
+    if device.type == "cuda" or arch in CPU_CHANNELS_LAST:
+        return model.to(device, memory_format=torch.channels_last)
+    return model.to(device)
+
+
 def backbone(model: nn.Module) -> nn.Module:
     """The feature extractor of `model`, sharing its modules: images (B, 3, H, W) -> (B, F)."""
     if isinstance(model, models.ResNet):

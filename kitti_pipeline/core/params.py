@@ -81,7 +81,9 @@ class SplitParams:
 class ClassifierInitParams:
     """Starting weights of the transfer regimes (stage `init_weights`).
 
-    `imagenet` loads torchvision's ImageNet weights from `imagenet_dir` or the torch hub cache;
+    `imagenet` loads torchvision's ImageNet weights from `imagenet_dir` or the torch hub cache,
+    each checked against the hash prefix in its torchvision file name or, where `imagenet_sha256`
+    pins one for the arch, against that full sha256;
     `synthetic` pretrains on the generated stand-in task with the `pretrain_*` settings; `random`
     draws random weights from `seed` (a no-pretraining control, and a stand-in for timing runs
     where the ImageNet files are absent).
@@ -89,6 +91,7 @@ class ClassifierInitParams:
 
     source: Literal["synthetic", "imagenet", "random"]
     imagenet_dir: str | None
+    imagenet_sha256: dict[str, str] | None
     seed: int
     pretrain_images: int
     pretrain_image_size: int
@@ -155,7 +158,7 @@ class DetectorTrainParams:
     resumable state saved; `keep_checkpoints` also keeps the weights of every evaluated epoch, so
     that new post-processing params redo the val history without retraining. `flip` mirrors
     frames; `scale`, `translate` and `colour` are the ranges of random affine and colour jitter
-    (0 turns each off).
+    (0 turns each off). `compile` trains through `torch.compile` (off until measured to pay).
     """
 
     optimizer: Literal["adam", "sgd"]
@@ -176,6 +179,7 @@ class DetectorTrainParams:
     seed: int
     device: Literal["auto", "cpu", "cuda"]
     amp: bool
+    compile: bool
 
 
 @dataclass(frozen=True)

@@ -98,16 +98,20 @@ class YoloLayer(nn.Module):
 
 
 class MaxPoolSame(nn.Module):
-    """Darknet's stride-1 maxpool: pad right and bottom, so the output keeps the input size."""
+    """Darknet's stride-1 maxpool: pad right and bottom, so the output keeps the input size.
+
+    Darknet repeats the edge into the padding; a window that reaches the padding holds that edge
+    pixel already, so padding with -inf gives the same maxima and gradients, and unlike
+    replicate padding it compiles with channels_last tensors (`torch.compile`).
+    """
 
     def __init__(self, size: int):
         super().__init__()
         self.size = size
 
     def forward(self, x):
-        return F.max_pool2d(
-            F.pad(x, (0, self.size - 1, 0, self.size - 1), mode="replicate"), self.size, stride=1
-        )
+        pad = (0, self.size - 1, 0, self.size - 1)
+        return F.max_pool2d(F.pad(x, pad, value=float("-inf")), self.size, stride=1)
 
 
 class Darknet(nn.Module):
@@ -393,6 +397,7 @@ def fuse_batchnorm(model: Darknet) -> Darknet:
             conv.stride,
             conv.padding,
             bias=True,
+            device=conv.weight.device,
         )
         with torch.no_grad():
             new.weight.copy_(conv.weight * scale.view(-1, 1, 1, 1))

@@ -57,7 +57,11 @@ def evaluate_detector(
 
 
 def evaluate_run(
-    model_dir: str | Path, frames: str | Path, split: str | Path, det: DetectorParams
+    model_dir: str | Path,
+    frames: str | Path,
+    split: str | Path,
+    det: DetectorParams,
+    device: torch.device | str = "cpu",
 ) -> tuple[dict, list[dict], dict]:
     """Score a run's `best.pt` and `last.pt` on the test frames.
 
@@ -70,6 +74,7 @@ def evaluate_run(
         model_dir: The run's model folder.
         frames, split: The frames folder and the crop split (read per frame).
         det: The detector params (classes, image size, post-processing).
+        device: Where to detect (the training device).
 
     Returns:
         The metrics (test frame count; per checkpoint its epoch and, per class, the
@@ -87,16 +92,17 @@ def evaluate_run(
         [test.to_frame(i, t[t[:, 0] == k, 1:]) for i, t in enumerate(test.targets)]
         for k in range(len(det.classes))
     ]
+    frames_on_device = test.to(device)
     metrics, pr = {"test_frames": len(test.stems)}, []
     draws = frame_resamples(len(test.stems), det.evaluate.bootstrap)
     conf = det.evaluate.conf_threshold
     for name in ("best", "last"):
-        model, info = load_detector(Path(model_dir) / f"{name}.pt")
+        model, info = load_detector(Path(model_dir) / f"{name}.pt", device)
         if name == "last" and info["epoch"] == metrics["best"]["epoch"]:
             metrics["last"] = metrics["best"]  # the same checkpoint
             continue
         detections, _ = predict_detections(
-            fuse_batchnorm(model), test, scales_of(model), 0.001, det.evaluate.nms_iou
+            fuse_batchnorm(model), frames_on_device, scales_of(model), 0.001, det.evaluate.nms_iou
         )
         detections = [test.to_frame(i, d) for i, d in enumerate(detections)]
         result = {"epoch": info["epoch"]}
@@ -154,12 +160,16 @@ def best_intervals(
 
 
 def draw_test_frames(
-    models: str | Path, frames: str | Path, split: str | Path, det: DetectorParams
+    models: str | Path,
+    frames: str | Path,
+    split: str | Path,
+    det: DetectorParams,
+    device: torch.device | str = "cpu",
 ) -> dict:
     """The study's Figures 6 to 9: test frames with every run's detections, one panel per run.
 
     Draws the `det.evaluate.pictures` test frames holding the most ground-truth objects, each
-    run with its best checkpoint, ground truth in green dashes.
+    run with its best checkpoint, ground truth in green dashes; detection runs on `device`.
 
     Returns:
         Frame stem -> its matplotlib Figure.
@@ -173,9 +183,9 @@ def draw_test_frames(
 
     panels = [[] for _ in chosen]
     for run in DETECTOR_RUNS:
-        model, info = load_detector(Path(models) / run / "best.pt")
+        model, info = load_detector(Path(models) / run / "best.pt", device)
         detections = detect_frames(
-            model, images, det.img_size, det.evaluate.conf_threshold, det.evaluate.nms_iou
+            model, images, det.img_size, det.evaluate.conf_threshold, det.evaluate.nms_iou, device
         )
         for panel, found in zip(panels, detections, strict=True):
             panel.append((f"{run} (epoch {info['epoch']}): {len(found)} detections", found.numpy()))

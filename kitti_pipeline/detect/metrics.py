@@ -182,32 +182,93 @@ def rank_matches(
         ignored = [torch.zeros(len(g), dtype=torch.bool) for g in truths]
     frames, scores, hits = [], [], []
     for frame, (dets, gts, skip) in enumerate(zip(detections, truths, ignored, strict=True)):
-        order = torch.argsort(dets[:, 4], descending=True, stable=True)
-        dets = dets[order]
-        taken = torch.zeros(len(gts), dtype=torch.bool)
-        ious = box_iou(dets[:, :4], gts[:, :4]) if len(gts) else torch.zeros(len(dets), 0)
-        for k in range(len(dets)):
-            hit = dropped = False
-            for pool in (~skip, skip):  # counted truths first
-                candidates = ious[k].masked_fill(taken | ~pool, -1.0)
-                if len(gts) and candidates.max() >= iou_threshold:
-                    best = int(candidates.argmax())
-                    taken[best] = True
-                    dropped = bool(skip[best])
-                    hit = not dropped
-                    break
-            if not dropped:
-                frames.append(frame)
-                scores.append(float(dets[k, 4]))
-                hits.append(hit)
-    scores = np.array(scores)
+        dets, ious = _ranked_ious(dets, gts)
+        hit, dropped = greedy_matches(ious, np.array([iou_threshold]), skip.numpy())
+        kept = ~dropped[0]
+        frames += [frame] * int(kept.sum())
+        scores.append(dets[kept, 4].numpy().astype(float))
+        hits.append(hit[0, kept])
+    scores = np.concatenate(scores) if scores else np.zeros(0)
     order = np.argsort(-scores, kind="stable")
     return RankedMatches(
         frames=np.array(frames, dtype=np.int64)[order],
         scores=scores[order],
-        hits=np.array(hits, dtype=bool)[order],
+        hits=(np.concatenate(hits) if hits else np.zeros(0, dtype=bool))[order],
         truths=np.array([int((~s).sum()) for s in ignored], dtype=np.int64),
     )
+
+
+def match_at_thresholds(
+    detections: list[torch.Tensor], truths: list[torch.Tensor], iou_thresholds: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """`match` at several IoU thresholds at once: one IoU matrix per frame, one pass down it.
+
+    Without ignored truths no detection leaves the ranking, so every threshold shares it.
+
+    Returns:
+        Ranked scores (D,), true-positive flags (T, D) per threshold, and the truth count.
+    """
+    thresholds = np.asarray(iou_thresholds, dtype=float)
+    scores, hits = [], []
+    for dets, gts in zip(detections, truths, strict=True):
+        dets, ious = _ranked_ious(dets, gts)
+        scores.append(dets[:, 4].numpy().astype(float))
+        hits.append(greedy_matches(ious, thresholds, np.zeros(len(gts), dtype=bool))[0])
+    scores = np.concatenate(scores) if scores else np.zeros(0)
+    hits = np.concatenate(hits, 1) if hits else np.zeros((len(thresholds), 0), dtype=bool)
+    order = np.argsort(-scores, kind="stable")
+    return scores[order], hits[:, order], sum(len(g) for g in truths)
+
+
+def _ranked_ious(dets: torch.Tensor, gts: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
+    """A frame's detections by descending score (stable), and their IoU with its truths."""
+    dets = dets[torch.argsort(dets[:, 4], descending=True, stable=True)].cpu()
+    gts = gts.cpu()
+    ious = box_iou(dets[:, :4], gts[:, :4]) if len(gts) else torch.zeros(len(dets), 0)
+    return dets, ious.numpy()
+
+
+def greedy_matches(
+    ious: np.ndarray, thresholds: np.ndarray, ignored: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching of one frame's ranked detections at every threshold in one pass.
+
+    Each detection in turn takes the untaken counted truth it overlaps most, if that IoU
+    reaches the threshold (a true positive); failing that, the untaken ignored truth it overlaps
+    most (the detection is dropped); else it is a false positive. A tie goes to the truth listed
+    first.
+
+    Args:
+        ious: (D, G) IoU of the detections, best first, with the truths.
+        thresholds: (T,) IoU thresholds.
+        ignored: (G,) flags of the truths that neither count nor punish.
+
+    Returns:
+        Per threshold and detection: (T, D) true positive, and (T, D) dropped.
+    """
+    # In float32 as the IoUs are: a threshold compares as torch compares a float32 tensor.
+    thresholds = np.asarray(thresholds, dtype=np.float32)
+    ious = np.asarray(ious, dtype=np.float32)
+    count, size = len(thresholds), len(ious)
+    hit = np.zeros((count, size), dtype=bool)
+    dropped = np.zeros((count, size), dtype=bool)
+    if ious.shape[1] == 0:
+        return hit, dropped
+    taken = np.zeros((count, ious.shape[1]), dtype=bool)
+    rows = np.arange(count)
+    lowest = thresholds.min()
+    for k in range(size):
+        if ious[k].max() < lowest:  # overlaps nothing enough at any threshold
+            continue
+        done = np.zeros(count, dtype=bool)
+        for pool, flags in ((~ignored, hit), (ignored, dropped)):  # counted truths first
+            candidates = np.where(taken | ~pool, np.float32(-1), ious[k])
+            best = candidates.argmax(1)
+            found = ~done & (candidates[rows, best] >= thresholds)
+            taken[rows[found], best[found]] = True
+            flags[found, k] = True
+            done |= found
+    return hit, dropped
 
 
 def match(
@@ -270,6 +331,10 @@ def recall_points_ap(hits: np.ndarray, num_truths: int, points: int = 40) -> flo
     return float(total / points)
 
 
+# IoU 0.50, 0.55, ..., 0.95: COCO's thresholds, 0.5 first and 0.7 among them.
+SUMMARY_IOUS = np.round(np.arange(0.5, 0.96, 0.05), 2)
+
+
 def detection_summary(
     detections: list[torch.Tensor],
     truths: list[torch.Tensor],
@@ -279,18 +344,15 @@ def detection_summary(
 
     Precision, recall and F1 count detections scoring at least `conf_threshold` at IoU 0.5.
     """
-    scores, hits, n = match(detections, truths, 0.5)
-    precision, recall, f1 = thresholded_scores(scores, hits, n, conf_threshold)
-    coco = [
-        average_precision(match(detections, truths, t)[1], n) for t in np.arange(0.5, 0.96, 0.05)
-    ]
+    scores, hits, n = match_at_thresholds(detections, truths, SUMMARY_IOUS)
+    precision, recall, f1 = thresholded_scores(scores, hits[0], n, conf_threshold)
     return {
         "precision": precision,
         "recall": recall,
-        "AP50": average_precision(hits, n),
+        "AP50": average_precision(hits[0], n),
         "F1": f1,
-        "AP50_95": float(np.mean(coco)),
-        "kitti_AP40_iou70": recall_points_ap(match(detections, truths, 0.7)[1], n),
+        "AP50_95": float(np.mean([average_precision(h, n) for h in hits])),
+        "kitti_AP40_iou70": recall_points_ap(hits[SUMMARY_IOUS.tolist().index(0.7)], n),
         "ground_truths": n,
     }
 

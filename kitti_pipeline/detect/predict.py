@@ -26,6 +26,12 @@ from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.detect.yolo import Scale, detect, scales_of, yolo_loss
 
 
+def as_input(images: torch.Tensor) -> torch.Tensor:
+    """uint8 frames as the network's float input in [0, 1], channels_last: faster convolutions
+    on CUDA and on the CPU (bench/cpu_autocast.py: 1.39x for the demo's training step)."""
+    return (images.float() / 255).contiguous(memory_format=torch.channels_last)
+
+
 @torch.no_grad()
 def predict_detections(
     model: torch.nn.Module,
@@ -39,6 +45,8 @@ def predict_detections(
 ) -> tuple[list[torch.Tensor], float | None]:
     """Detections per frame in letterboxed pixels, and the mean loss when `num_classes` is given.
 
+    `amp` autocasts as training does (`core.device`, bfloat16 on a CPU that has it).
+
     Returns:
         Per frame (N, 6): x1, y1, x2, y2, score, class, best first, on the CPU; and the loss
         per frame (None without `num_classes`).
@@ -47,8 +55,8 @@ def predict_detections(
     out, loss = [], 0.0
     for start in range(0, len(data.images), batch_size):
         images = data.images[start : start + batch_size]
-        with autocast(images.device, amp):
-            raws = [r.float() for r in model(images.float() / 255)]
+        with autocast(images.device, amp, cpu_bf16=True):
+            raws = [r.float() for r in model(as_input(images))]
         if num_classes is not None:
             targets = data.targets[start : start + batch_size]
             loss += yolo_loss(raws, scales, targets, num_classes)["total"].item() * len(images)

@@ -19,7 +19,7 @@ from rich.progress import Progress
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
-from kitti_pipeline.core.device import autocast, describe_device, grad_scaler
+from kitti_pipeline.core.device import autocast, compute_type, describe_device, grad_scaler
 from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import sha256_file
 from kitti_pipeline.core.params import (
@@ -45,7 +45,7 @@ from kitti_pipeline.detect.model_files import (
     epoch_checkpoint,
     load_epoch_weights,
 )
-from kitti_pipeline.detect.predict import predict_detections
+from kitti_pipeline.detect.predict import as_input, predict_detections
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
 
 VAL_METRICS = ("precision", "recall", "AP50", "F1")
@@ -118,8 +118,8 @@ def train_one_epoch(
         )
         if transform is not None:
             images, targets = jitter_batch(images, targets, transform)
-        with autocast(device, amp):
-            raws = model(images.float() / 255)
+        with autocast(device, amp, cpu_bf16=True):
+            raws = model(as_input(images))
         terms = yolo_loss(
             [r.float() for r in raws],
             scales,
@@ -232,8 +232,9 @@ def fit_detector(
         else None
     )
     device, n = train.images.device, len(train.images)
-    amp = cfg.amp and device.type == "cuda"
-    scaler = grad_scaler(device, amp)
+    scaler = grad_scaler(device, cfg.amp)
+    if device.type == "cuda":  # the input shape never changes: let cuDNN pick its fastest kernels
+        torch.backends.cudnn.benchmark = True
     history, best, start, step = [], None, 1, 0
     if resume is not None:
         model.load_state_dict(resume["model"])
@@ -243,7 +244,7 @@ def fit_detector(
         history, best = list(resume["history"]), resume["best"]
         start, step = resume["epoch"] + 1, resume["step"]
 
-    net = world.wrap(model)
+    net = world.wrap(torch.compile(model) if cfg.compile else model)
     with Progress(transient=True, disable=not world.main) as progress:
         for epoch in range(start, cfg.epochs + 1):
             task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
@@ -260,7 +261,7 @@ def fit_detector(
                 cfg.lr,
                 cfg.warmup_steps,
                 augment=cfg.flip,
-                amp=amp,
+                amp=cfg.amp,
                 box_loss=cfg.box_loss,
                 ignore_iou=cfg.ignore_iou,
                 transform=transform,
@@ -475,6 +476,7 @@ def train_detector(
             "train_frames": len(train.stems),
             "train_seconds": seconds,
             "device": str(device),
+            "autocast": compute_type(device, cfg.amp, cpu_bf16=True),
             "processes": world.size,
             "params": {**trained_under, "evaluate": evaluate},
             "code_version": version,

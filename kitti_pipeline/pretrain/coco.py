@@ -112,6 +112,7 @@ def pretrain_schedule(cfg: DetectorInitParams, device: str, amp: bool) -> Detect
         seed=cfg.seed,
         device=device,
         amp=amp,
+        compile=False,
     )
 
 

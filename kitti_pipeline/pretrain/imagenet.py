@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from kitti_pipeline.classify.models import HEAD_KEYS, build_classifier, load_backbone
+from kitti_pipeline.classify.models import HEAD_KEYS, build_classifier, load_backbone, to_device
 from kitti_pipeline.classify.train import FitConfig, fit, predict
 from kitti_pipeline.core.device import describe_device, resolve_device
 from kitti_pipeline.core.params import ClassifierInitParams
@@ -72,7 +72,7 @@ def pretrain_classifier(
     x, y = make_object_images(images, image_size, seed)
     cut = int(0.8 * images)
     x, y = x.to(device), y.to(device)
-    model = build_classifier(arch, len(OBJECT_CLASSES)).to(device)
+    model = to_device(build_classifier(arch, len(OBJECT_CLASSES)), arch, device)
     cfg = FitConfig(
         optimizer="adam",
         lr=lr,
@@ -118,7 +118,8 @@ def init_classifier_weights(
         classifier) and a summary of where it came from.
     """
     if cfg.source == "imagenet":
-        state = load_imagenet_state(arch, cfg.imagenet_dir)
+        pinned = (cfg.imagenet_sha256 or {}).get(arch)
+        state = load_imagenet_state(arch, cfg.imagenet_dir, pinned)
         info = {"weights": f"{arch} IMAGENET1K_V1"}
     elif cfg.source == "random":
         torch.manual_seed(cfg.seed)

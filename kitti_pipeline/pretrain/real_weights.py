@@ -52,16 +52,26 @@ def find_imagenet_file(arch: str, folder: str | Path | None) -> Path:
     )
 
 
-def load_imagenet_state(arch: str, folder: str | Path | None) -> dict[str, torch.Tensor]:
-    """The ImageNet state dict for `arch`, checked against the hash prefix in its file name."""
+def load_imagenet_state(
+    arch: str, folder: str | Path | None, sha256: str | None = None
+) -> dict[str, torch.Tensor]:
+    """The ImageNet state dict for `arch`, checked against the hash prefix in its file name, as
+    torchvision checks its downloads, or against the full `sha256` when one is pinned."""
     path = find_imagenet_file(arch, folder)
-    expected = path.stem.rsplit("-", 1)[-1]
     digest = sha256_file(path)
-    if not digest.startswith(expected):
-        raise ValueError(
-            f"{path}: sha256 {digest[:8]}... does not match {expected} in its name; "
-            f"the download is damaged"
-        )
+    if sha256 is not None:
+        if digest != sha256.lower():
+            raise ValueError(
+                f"{path}: sha256 is {digest}, but classifier.init.imagenet_sha256 pins {sha256} "
+                f"for {arch}; the file is damaged or another"
+            )
+    else:
+        expected = path.stem.rsplit("-", 1)[-1]
+        if not digest.startswith(expected):
+            raise ValueError(
+                f"{path}: sha256 {digest[:8]}... does not match {expected} in its name; "
+                f"the download is damaged"
+            )
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
