@@ -8,7 +8,9 @@ Adam state and the best epoch's copy, as the study saves it at each evaluation).
 
     python bench/detector_epoch_breakdown.py [--frames 16] [--val-frames 8] [--batch 8]
 
-Prints each part's seconds and share, and writes bench/results/detector_epoch_<device>.json.
+Runs the epoch twice: in float32 (the baseline) and with the training code's autocast (`amp`:
+bfloat16 on a GPU, or on a CPU with native bfloat16; float32 elsewhere). Prints each part's
+seconds and share for both, and writes bench/results/detector_epoch_<device>.json.
 """
 
 import argparse
@@ -21,11 +23,12 @@ from pathlib import Path
 import torch
 from timing import device_name
 
-from kitti_pipeline.core.device import autocast, resolve_device
+from kitti_pipeline.core.device import autocast, compute_type, resolve_device
 from kitti_pipeline.core.params import load_params
 from kitti_pipeline.core.resumable import Resumable
 from kitti_pipeline.core.version import code_version
 from kitti_pipeline.detect.darknet import build_darknet, init_prediction_biases
+from kitti_pipeline.detect.predict import as_input
 from kitti_pipeline.detect.train import cpu_copy, flip_batch, make_detector_optimizer, validate
 from kitti_pipeline.detect.yolo import scales_of, yolo_loss
 from kitti_pipeline.pretrain.coco import make_object_scenes
@@ -39,15 +42,9 @@ def synchronized(device: torch.device) -> float:
     return time.perf_counter()
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--frames", type=int, default=16)
-    parser.add_argument("--val-frames", type=int, default=8)
-    parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args()
-    device = resolve_device(args.device)
-    cfg = dataclasses.replace(load_params(ROOT / "params.yaml").detector.train, amp=True)
+def breakdown(args, device: torch.device, amp: bool) -> dict:
+    """One epoch's parts, in seconds, with the training code's autocast on or off."""
+    cfg = dataclasses.replace(load_params(ROOT / "params.yaml").detector.train, amp=amp)
     data = make_object_scenes(args.frames + args.val_frames, 416, seed=0)
     for target in data.targets:
         target[:, 0] = 0  # one class, as the study's cars
@@ -63,8 +60,8 @@ def main():
     parts = dict.fromkeys(("forward", "loss", "backward", "optimizer"), 0.0)
     flips = torch.rand(cut, generator=torch.Generator().manual_seed(0)) < 0.5
     # One untimed pass first: the first call of each kernel pays for its set-up.
-    with autocast(device, cfg.amp):
-        warm = model(train.images[: args.batch].float() / 255)
+    with autocast(device, cfg.amp, cpu_bf16=True):
+        warm = model(as_input(train.images[: args.batch]))
     yolo_loss([r.float() for r in warm], scales, train.targets[: args.batch], 1)["total"].backward()
     optimizer.zero_grad(set_to_none=True)
     for batch in torch.arange(cut).split(args.batch):
@@ -72,8 +69,8 @@ def main():
         images, targets = flip_batch(
             train.images[batch], [train.targets[i] for i in batch], flips[batch]
         )
-        with autocast(device, cfg.amp):
-            raws = model(images.float() / 255)
+        with autocast(device, cfg.amp, cpu_bf16=True):
+            raws = model(as_input(images))
         after_forward = synchronized(device)
         terms = yolo_loss([r.float() for r in raws], scales, targets, 1)
         after_loss = synchronized(device)
@@ -103,6 +100,25 @@ def main():
         parts["checkpoint"] = time.perf_counter() - began
         state_bytes = (Path(tmp) / "state.pt").stat().st_size
     total = sum(parts.values())
+    train_seconds = parts["forward"] + parts["loss"] + parts["backward"] + parts["optimizer"]
+    return {
+        "compute": compute_type(device, amp, cpu_bf16=True),
+        "seconds": {k: round(v, 3) for k, v in parts.items()},
+        "share": {k: round(v / total, 3) for k, v in parts.items()},
+        "state_bytes": state_bytes,
+        "seconds_per_train_image": round(train_seconds / cut, 3),
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--frames", type=int, default=16)
+    parser.add_argument("--val-frames", type=int, default=8)
+    parser.add_argument("--batch", type=int, default=8)
+    args = parser.parse_args()
+    device = resolve_device(args.device)
+    runs = [breakdown(args, device, amp) for amp in (False, True)]
     result = {
         "device": device_name(device),
         "torch": torch.__version__,
@@ -110,19 +126,23 @@ def main():
         "code_version": code_version(),
         "cfg": "cfg/yolov3.cfg",
         "img_size": 416,
-        "train_frames": cut,
+        "train_frames": args.frames,
         "val_frames": args.val_frames,
         "batch": args.batch,
-        "seconds": {k: round(v, 3) for k, v in parts.items()},
-        "share": {k: round(v / total, 3) for k, v in parts.items()},
-        "state_bytes": state_bytes,
-        "seconds_per_train_image": round(
-            (parts["forward"] + parts["loss"] + parts["backward"] + parts["optimizer"]) / cut, 3
-        ),
+        "float32": runs[0],
+        "amp": runs[1],
+        "epoch_speedup": sum(runs[0]["seconds"].values()) / sum(runs[1]["seconds"].values()),
     }
-    for name, seconds in parts.items():
-        print(f"{name:>10}: {seconds:7.2f} s  {seconds / total:6.1%}")
-    print(f"per training frame: {result['seconds_per_train_image']} s; state {state_bytes:,} B")
+    for name in runs[0]["seconds"]:
+        line = "  ".join(
+            f"{r['compute']} {r['seconds'][name]:7.2f} s {r['share'][name]:6.1%}" for r in runs
+        )
+        print(f"{name:>10}: {line}")
+    print(
+        f"per training frame: {runs[0]['seconds_per_train_image']} s float32, "
+        f"{runs[1]['seconds_per_train_image']} s {runs[1]['compute']}; epoch "
+        f"{result['epoch_speedup']:.2f}x; state {runs[1]['state_bytes']:,} B"
+    )
     out = ROOT / "bench/results" / f"detector_epoch_{device.type}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {out}")
