@@ -34,10 +34,10 @@ def clean_data(gt, det, current_class, difficulty):
         height = box[3] - box[1]
         if kind.lower() == current_class.lower():
             valid_class = 1
-        elif current_class == "Pedestrian" and kind.lower() == "person_sitting":
-            valid_class = 0
-        elif current_class == "Car" and kind.lower() == "van":
-            valid_class = 0
+        elif (current_class == "Pedestrian" and kind.lower() == "person_sitting") or (
+            current_class == "Car" and kind.lower() == "van"
+        ):
+            valid_class = 0  # the neighbouring class
         else:
             valid_class = -1
         ignore = (
@@ -165,15 +165,18 @@ def eval_class(groundtruth, detections, current_class, level, min_overlap):
         return 0.0
     thresholds = get_thresholds(v, n_gt)
     pr = [[0, 0, 0] for _ in thresholds]
-    for (gt, det), (i_gt, dc, i_det) in zip(zip(groundtruth, detections), cleaned, strict=True):
+    for (gt, det), (i_gt, dc, i_det) in zip(
+        zip(groundtruth, detections, strict=True), cleaned, strict=True
+    ):
         for t, thresh in enumerate(thresholds):
             tp, fp, fn, _ = compute_statistics(gt, det, dc, i_gt, i_det, True, min_overlap, thresh)
             pr[t][0] += tp
             pr[t][1] += fp
             pr[t][2] += fn
     precision = [0.0] * N_SAMPLE_PTS
-    for i in range(len(thresholds)):
+    count = min(len(thresholds), N_SAMPLE_PTS)  # C++ would write past its 41 entries
+    for i in range(count):
         precision[i] = pr[i][0] / (pr[i][0] + pr[i][1])
-    for i in range(len(thresholds)):
+    for i in range(count):
         precision[i] = max(precision[i:])
     return sum(precision[1:]) / 40

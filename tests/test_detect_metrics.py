@@ -2,13 +2,11 @@ import numpy as np
 import pytest
 import torch
 
-from kitti_pipeline.data.labels import KittiObject
 from kitti_pipeline.detect.metrics import (
     SUMMARY_IOUS,
     average_precision,
     detection_summary,
     interpolated_pr,
-    kitti_level_ap,
     match,
     match_at_thresholds,
     recall_points_ap,
@@ -83,8 +81,10 @@ def test_summary_by_hand():
     assert (s["precision"], s["recall"], s["F1"]) == (0.5, 0.5, 0.5)
     # Ranked TP, FP, TP over 2 truths: AP = 0.5 * 1 + 0.5 * 2/3.
     assert s["AP50"] == pytest.approx(0.5 + 1 / 3)
-    # The boxes are exact, so every IoU threshold gives the same AP.
-    assert s["AP50_95"] == pytest.approx(s["AP50"])
+    # The boxes are exact, so every IoU threshold gives the same ranking; COCO reads its
+    # envelope (1, 2/3, 2/3 at recall 1/2, 1/2, 1) at 101 points: 1 at recall 0 to 0.50
+    # (51 points), 2/3 above (50 points).
+    assert s["AP50_95"] == pytest.approx((51 + 50 * 2 / 3) / 101)
 
 
 def test_ignored_truths_neither_count_nor_punish():
@@ -152,40 +152,6 @@ def test_matching_with_ignored_truths_equals_the_reference_loop(seed, threshold)
     np.testing.assert_array_equal(scores, ref_scores)
     np.testing.assert_array_equal(hits, ref_hits)
     assert n == ref_n and len(scores) < sum(len(d) for d in detections)  # some were dropped
-
-
-def kitti(type_, box, occluded=0, truncated=0.0):
-    return KittiObject(type_, truncated, occluded, 0.0, box, (1.5, 1.6, 3.9), (0, 1.65, 20), 0, 1)
-
-
-def test_kitti_levels_by_hand():
-    objects = [
-        [
-            kitti("Car", (100.0, 100, 200, 150)),  # 50 px tall, visible: every level
-            kitti("Car", (300.0, 100, 360, 130), occluded=2, truncated=0.4),  # 30 px: hard only
-            kitti("Van", (400.0, 100, 500, 160)),
-            kitti("DontCare", (600.0, 100, 700, 200)),
-        ]
-    ]
-    detections = [
-        torch.tensor(
-            [
-                [800.0, 100, 840, 120, 0.99],  # 20 px tall: below every level's minimum
-                [900.0, 100, 960, 130, 0.95],  # 30 px, on nothing: FP for moderate and hard
-                [100.0, 100, 200, 150, 0.90],  # the visible car
-                [300.0, 100, 360, 130, 0.80],  # the occluded car
-                [400.0, 100, 500, 160, 0.70],  # the van: ignored for cars
-                [610.0, 110, 690, 190, 0.60],  # inside the don't-care region
-            ]
-        )
-    ]
-    # easy: the 30 px FP is too small to count; one car, found first: AP 1.
-    assert kitti_level_ap(detections, objects, "Car", "easy") == pytest.approx(1.0)
-    # moderate: ranked FP, TP over one car: precision 1/2 at every recall level.
-    assert kitti_level_ap(detections, objects, "Car", "moderate") == pytest.approx(0.5)
-    # hard: FP, TP, TP over two cars: precision 0, 1/2, 2/3 at recall 0, 1/2, 1; the best
-    # precision at or beyond every recall level is 2/3.
-    assert kitti_level_ap(detections, objects, "Car", "hard") == pytest.approx(2 / 3)
 
 
 def test_interpolated_pr_by_hand():

@@ -36,7 +36,7 @@ def port_ap(detections, objects, level, iou=0.7, kitti_type="Car"):
     return devkit.eval_class(gts, dets, kitti_type, level, iou)
 
 
-def generated_frames(seed, frames=12):
+def generated_frames(seed, frames=30):
     """Cars, vans, pedestrians and DontCare regions of every height, occlusion and truncation
     around the levels' limits (exact 25 and 40 px among them); detections near the cars and
     vans, duplicates, too-short ones, false positives, some inside DontCare regions."""
@@ -54,13 +54,13 @@ def generated_frames(seed, frames=12):
             truncated = -1.0 if kind == "DontCare" else float(rng.choice([0.0, 0.15, 0.3, 0.45]))
             frame.append(kitti(str(kind), box, occluded, truncated))
         dets = []
-        for o in frame:
-            for _ in range(int(rng.integers(0, 3))):
-                jitter = rng.normal(0, 0.06 * (o.box[3] - o.box[1]), 4)
-                dets.append([*(np.array(o.box) + jitter), rng.random()])
-        for _ in range(int(rng.integers(0, 5))):
+        for o in frame:  # mostly one detection, sometimes none or a duplicate
+            for _ in range(int(rng.choice([0, 1, 1, 1, 1, 1, 1, 2]))):
+                jitter = rng.normal(0, 0.03 * (o.box[3] - o.box[1]), 4)
+                dets.append([*(np.array(o.box) + jitter), rng.uniform(0.3, 1.0)])
+        for _ in range(int(rng.integers(0, 3))):
             x, y, h = rng.uniform(0, 1100), rng.uniform(100, 250), rng.uniform(10, 80)
-            dets.append([x, y, x + 1.6 * h, y + h, rng.random()])
+            dets.append([x, y, x + 1.6 * h, y + h, rng.uniform(0.0, 0.7)])
         dets = np.array(dets).reshape(-1, 5)
         dets[:, 2:4] = np.maximum(dets[:, 2:4], dets[:, :2] + 1)
         detections.append(torch.tensor(dets[np.argsort(-dets[:, 4])], dtype=torch.float64))
@@ -76,13 +76,12 @@ def test_every_level_equals_the_devkit_port(seed, level):
     assert ours == pytest.approx(port_ap(detections, objects, level), abs=1e-4)
 
 
-def test_generated_frames_reach_each_case():
-    """The generated frames hold what the hand cases below isolate, so the equality above
-    covers them too."""
-    heights = [o.box[3] - o.box[1] for d in (generated_frames(s)[1] for s in range(8)) for f in d for o in f]
+def test_generated_frames_reach_the_boundaries_and_spread_the_figures():
+    frames = [generated_frames(s) for s in range(8)]
+    heights = [o.box[3] - o.box[1] for _, objects in frames for f in objects for o in f]
     assert 25.0 in heights and 40.0 in heights
-    values = [port_ap(*generated_frames(s), "moderate") for s in range(8)]
-    assert min(values) < max(values) and max(values) > 0.2
+    values = [port_ap(*case, level) for case in frames for level in KITTI_LEVELS]
+    assert min(values) < 0.05 and max(values) > 0.4
 
 
 def test_a_draw_counts_each_frame_as_often_as_it_is_drawn():
@@ -90,7 +89,9 @@ def test_a_draw_counts_each_frame_as_often_as_it_is_drawn():
     curve = curve_from_dict(curve_to_dict(kitti_curve(detections, objects, "Car", "moderate")))
     draw = np.random.default_rng(0).multinomial(len(objects), [1 / len(objects)] * len(objects))
     repeated = [i for i, count in enumerate(draw) for _ in range(count)]
-    expected = port_ap([detections[i] for i in repeated], [objects[i] for i in repeated], "moderate")
+    expected = port_ap(
+        [detections[i] for i in repeated], [objects[i] for i in repeated], "moderate"
+    )
     assert resampled_kitti_ap(curve, draw[None])[0] == pytest.approx(expected, abs=1e-12)
 
 
@@ -115,6 +116,26 @@ def test_b_an_ignored_car_listed_first_takes_the_detection_it_overlaps_most():
     # Listed the other way round, the counted car takes it.
     curve = kitti_curve(detection, [[counted, ignored]], "Car", "moderate")
     assert curve.statistics[0, 0].tolist() == [1, 0, 0]
+
+
+def test_b_with_a_threshold_a_truth_takes_its_best_overlap_without_one_its_best_score():
+    """(b) The devkit's two passes choose differently: the pass that gives the recall samples
+    takes the best-scoring detection above IoU 0.7, the counting pass the best-overlapping one.
+    Car 1 overlaps detection 1 by 0.79 and detection 2 by 0.90; car 2 overlaps only
+    detection 1 (0.77)."""
+    cars = [kitti("Car", (0.0, 100, 100, 150)), kitti("Car", (25.0, 100, 125, 150))]
+    detections = [
+        torch.tensor([[12.0, 100, 112, 150, 0.9], [5.0, 100, 105, 150, 0.8]], dtype=torch.float64)
+    ]
+    curve = kitti_curve(detections, [cars], "Car", "easy")
+    # Without a threshold car 1 takes detection 1 (score 0.9), leaving car 2 nothing above 0.7.
+    assert curve.tp_scores[0].tolist() == [0.9]
+    # Counting at 0.9: only detection 1, car 1 takes it. (At 0.8 car 1 would take detection 2
+    # and car 2 detection 1: two true positives.)
+    assert curve.statistics[0].tolist() == [[1, 0, 1]]
+    frame = clean_frame(detections[0], cars, "Car", "easy")
+    assert statistics_at(frame, 0.7, 0.8) == (2, 0, 0)
+    assert kitti_level_ap(detections, [cars], "Car", "easy") == port_ap(detections, [cars], "easy")
 
 
 def test_c_a_car_inside_a_dont_care_region_keeps_its_true_positive():
@@ -142,5 +163,42 @@ def test_d_a_car_exactly_25_px_tall_is_not_moderate_and_iou_must_exceed_07():
     detection = torch.tensor([[0.0, 100, 70, 150, 0.9]])  # inside the car, 70% of its area
     for level in ("easy", "moderate"):
         curve = kitti_curve([detection], [[car]], "Car", level)
-        assert curve.thresholds.size == 0 and kitti_level_ap([detection], [[car]], "Car", level) == 0
+        assert (
+            curve.thresholds.size == 0 and kitti_level_ap([detection], [[car]], "Car", level) == 0
+        )
         assert port_ap([detection], [[car]], level) == 0.0
+
+
+def test_levels_by_hand():
+    objects = [
+        [
+            kitti("Car", (100.0, 100, 200, 150)),  # 50 px tall, visible: every level
+            kitti("Car", (300.0, 100, 360, 130), occluded=2, truncated=0.4),  # 30 px: hard only
+            kitti("Van", (400.0, 100, 500, 160)),
+            kitti("DontCare", (600.0, 100, 700, 200), occluded=-1, truncated=-1.0),
+        ]
+    ]
+    detections = [
+        torch.tensor(
+            [
+                [800.0, 100, 840, 120, 0.99],  # 20 px tall: below every level's minimum
+                [900.0, 100, 960, 130, 0.95],  # 30 px, on nothing: FP for moderate and hard
+                [100.0, 100, 200, 150, 0.90],  # the visible car
+                [300.0, 100, 360, 130, 0.80],  # the occluded car
+                [400.0, 100, 500, 160, 0.70],  # the van: ignored for cars
+                [610.0, 110, 690, 190, 0.60],  # inside the don't-care region
+            ],
+            dtype=torch.float64,
+        )
+    ]
+    # easy and moderate count one car: one true positive, one sampled threshold, and the
+    # sample at recall 0 is not in AP|R40's sum: 0.
+    for level in ("easy", "moderate"):
+        assert kitti_level_ap(detections, objects, "Car", level) == 0.0
+    # hard counts both cars: thresholds 0.90 and 0.80, precision 1/2 (the 30 px FP) and 2/3;
+    # the envelope's second sample 2/3 is the only one in the sum: (2/3) / 40.
+    assert kitti_level_ap(detections, objects, "Car", "hard") == pytest.approx(2 / 3 / 40)
+    for level in KITTI_LEVELS:
+        assert kitti_level_ap(detections, objects, "Car", level) == pytest.approx(
+            port_ap(detections, objects, level)
+        )

@@ -13,7 +13,7 @@ def checkpoint(epoch, ap, levels=True):
         "AP50": ap,
         "F1": 2 * 0.8 * 0.5 / 1.3,
         "AP50_95": 0.3,
-        "kitti_AP40_iou70": 0.25,
+        "AP40_iou70_all_truths": 0.25,
     }
     if levels:
         car["kitti_AP40"] = {"easy": 0.4, "moderate": 0.3, "hard": 0.2}

@@ -1,7 +1,8 @@
 """The detector study's comparison, transfer - scratch, with a paired frame-level interval.
 
 Both runs' best checkpoints are scored on the same test frames, and `evaluate_detector` keeps
-their ranked matches frame by frame (`metrics.RankedMatches`). The same bootstrap draws
+their ranked matches frame by frame (`metrics.RankedMatches`, and for KITTI's AP each frame's
+counts at every threshold, `kitti.KittiCurve`). The same bootstrap draws
 (`core.bootstrap`: test frames with replacement) reweight both, and each draw gives the
 difference in AP@0.5, in F1 at the confidence threshold and, with `label_2` files, in KITTI's
 moderate AP40: a frame that is hard for both runs cancels out.
@@ -12,14 +13,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from kitti_pipeline.core.bootstrap import difference_cell, frame_resamples
+from kitti_pipeline.detect.kitti import curve_from_dict, resampled_kitti_ap
 from kitti_pipeline.detect.metrics import (
     average_precision,
     matches_from_dict,
-    recall_points_ap,
     resampled_average_precision,
     resampled_f1,
-    resampled_recall_points_ap,
     summary_f1,
 )
 
@@ -42,25 +44,29 @@ def compare_detectors(
         raise ValueError(f"{transfer} and {scratch} hold other test frames: evaluate both again")
     draws = frame_resamples(len(runs[0]["stems"]), resamples)
     cells = {}
+    everyone = np.ones((1, len(runs[0]["stems"])), dtype=np.int64)
     families = {
         "AP50": (
+            matches_from_dict,
             lambda m: average_precision(m.hits, int(m.truths.sum())),
             resampled_average_precision,
         ),
         "F1": (
+            matches_from_dict,
             lambda m: summary_f1(m, conf_threshold),
             lambda m, d: resampled_f1(m, d, conf_threshold),
         ),
         "kitti_AP40_moderate": (
-            lambda m: recall_points_ap(m.hits, int(m.truths.sum())),
-            resampled_recall_points_ap,
+            curve_from_dict,
+            lambda c: float(resampled_kitti_ap(c, everyone)[0]),
+            resampled_kitti_ap,
         ),
     }
-    for name, (value, resampled) in families.items():
+    for name, (read, value, resampled) in families.items():
         source = "kitti_AP40_moderate" if name == "kitti_AP40_moderate" else "AP50"
         if runs[0][source] is None:
             continue
-        a, b = (matches_from_dict(run[source]) for run in runs)
+        a, b = (read(run[source]) for run in runs)
         cells[name] = difference_cell(
             value(a) - value(b), resampled(a, draws) - resampled(b, draws)
         )

@@ -1,8 +1,9 @@
 """A trained run on the test frames: Table 6's figures, its precision-recall curve, pictures.
 
-Detections are mapped back to frame pixels and scored there: precision, recall and F1 at the
-confidence threshold, AP@0.5 (all-point), AP@[.5:.95], KITTI's 40-point AP at IoU 0.7, and,
-when the frames have native `label_2` files, KITTI's easy / moderate / hard AP.
+Detections are mapped back to frame pixels and scored there, first by the study's protocol (YOLO
+labels, every car counted): precision, recall and F1 at the confidence threshold, AP@0.5
+(all-point), COCO's AP@[.5:.95] and the 40-point AP at IoU 0.7; then, when the frames have native
+`label_2` files, by KITTI's: the devkit's easy / moderate / hard AP|R40 (`detect.kitti`).
 """
 
 from __future__ import annotations
@@ -19,19 +20,22 @@ from kitti_pipeline.data.labels import KITTI_CLASS_MAP, read_kitti_labels
 from kitti_pipeline.detect.darknet import fuse_batchnorm
 from kitti_pipeline.detect.data import DetectionSet, load_split
 from kitti_pipeline.detect.figures import detection_figure
-from kitti_pipeline.detect.metrics import (
+from kitti_pipeline.detect.kitti import (
     KITTI_LEVELS,
+    KittiCurve,
+    curve_to_dict,
+    kitti_curve,
+    resampled_kitti_ap,
+)
+from kitti_pipeline.detect.metrics import (
     RankedMatches,
     class_summary,
     detection_summary,
     interpolated_pr,
-    kitti_level_ap,
-    kitti_level_matches,
     matches_to_dict,
     rank_matches,
     resampled_average_precision,
     resampled_f1,
-    resampled_recall_points_ap,
 )
 from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.detect.predict import detect_frames, predict_detections, read_image
@@ -109,19 +113,21 @@ def evaluate_run(
         for k, class_name in enumerate(det.classes):
             mine = [d[d[:, 5] == k] for d in detections]
             summary = detection_summary(mine, truths[k], det.evaluate.conf_threshold)
+            curves = {}
             if objects is not None and class_name in KITTI_TYPES:
                 iou = 0.7 if class_name == "Car" else 0.5
-                summary["kitti_AP40"] = {
-                    level: kitti_level_ap(mine, objects, KITTI_TYPES[class_name], level, iou)
+                curves = {
+                    level: kitti_curve(mine, objects, KITTI_TYPES[class_name], level, iou)
                     for level in KITTI_LEVELS
+                }
+                everyone = np.ones((1, len(test.stems)), dtype=np.int64)
+                summary["kitti_AP40"] = {
+                    level: float(resampled_kitti_ap(curve, everyone)[0])
+                    for level, curve in curves.items()
                 }
             result[class_name] = summary
             if name == "best" and k == 0:
-                kitti = None
-                if "kitti_AP40" in summary:
-                    kitti = kitti_level_matches(
-                        mine, objects, KITTI_TYPES[class_name], "moderate", iou
-                    )
+                kitti = curves.get("moderate")
                 ranked = rank_matches(mine, truths[k], 0.5)
                 pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
                 summary["ci95"] = best_intervals(ranked, kitti, draws, conf)
@@ -130,7 +136,7 @@ def evaluate_run(
                     "epoch": info["epoch"],
                     "class": class_name,
                     "AP50": matches_to_dict(ranked),
-                    "kitti_AP40_moderate": None if kitti is None else matches_to_dict(kitti),
+                    "kitti_AP40_moderate": None if kitti is None else curve_to_dict(kitti),
                 }
         metrics[name] = result
     for name in ("best", "last"):
@@ -143,7 +149,7 @@ def evaluate_run(
 
 
 def best_intervals(
-    ranked: RankedMatches, kitti: RankedMatches | None, draws: np.ndarray, conf_threshold: float
+    ranked: RankedMatches, kitti: KittiCurve | None, draws: np.ndarray, conf_threshold: float
 ) -> dict:
     """The 95% intervals of the best checkpoint's AP@0.5 and F1 (`ranked`, IoU 0.5) and, with
     `label_2` files, KITTI's moderate AP40 (`kitti`), over the frame draws `draws`."""
@@ -152,7 +158,7 @@ def best_intervals(
         "F1": resampled_f1(ranked, draws, conf_threshold),
     }
     if kitti is not None:
-        values["kitti_AP40_moderate"] = resampled_recall_points_ap(kitti, draws)
+        values["kitti_AP40_moderate"] = resampled_kitti_ap(kitti, draws)
     return {
         key: dict(zip(("low", "high"), percentile_interval(v), strict=True))
         for key, v in values.items()

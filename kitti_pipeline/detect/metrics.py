@@ -1,23 +1,19 @@
-"""Detection metrics: matching, precision/recall, AP (all-point, COCO-style, KITTI 40-point).
+"""Detection metrics: matching, precision/recall, AP (all-point, COCO's, 40-point).
 
 Detections of every test image are ranked by score. Within an image, each detection in turn
 matches the unmatched ground truth it overlaps most, if that IoU reaches the threshold: a true
 positive; otherwise a false positive. Precision and recall then follow down the ranking:
 
     AP (all-point)   sum over recall steps of (r_k - r_{k-1}) * max precision at recall >= r_k
-                     (PASCAL VOC 2010 onwards);
-    AP@[.5:.95]      the mean of all-point AP at IoU 0.50, 0.55, ..., 0.95 (COCO's summary);
-    KITTI AP40       the mean, over recall 1/40, 2/40, ..., 1, of the max precision at recall >=
-                     that point, at IoU 0.7 for cars; by difficulty from native `label_2` files:
+                     (PASCAL VOC 2010 onwards): the study's AP@0.5;
+    AP@[.5:.95]      COCO's: at IoU 0.50, 0.55, ..., 0.95, the precision envelope read at 101
+                     recall points, each image's 100 best detections (`coco_ap`, checked
+                     against pycocotools);
+    AP40 IoU 0.7     the mean, over recall 1/40, ..., 1, of the max precision at recall >= that
+                     point, matched at IoU 0.7, every ground truth counted, nothing ignored.
 
-        level      min box height   max occlusion   max truncation
-        easy       40 px            0 (fully visible)   0.15
-        moderate   25 px            1 (partly)          0.30
-        hard       25 px            2 (largely)         0.50
-
-    As in KITTI's devkit, cars outside a level, vans (for cars) and `DontCare` regions are
-    ignored: detections on them neither count nor punish; detections shorter than the level's
-    minimum height are ignored too.
+These follow the study's protocol: YOLO labels, every object of the class counted. KITTI's own
+AP by difficulty, with its ignore rules and recall sampling, is `detect.kitti`.
 """
 
 from __future__ import annotations
@@ -29,7 +25,6 @@ import numpy as np
 import torch
 from torchvision.ops import box_iou
 
-from kitti_pipeline.data.labels import KittiObject
 from kitti_pipeline.detect.data import DetectionSet
 
 
@@ -89,22 +84,6 @@ def resampled_average_precision(matches: RankedMatches, draws: np.ndarray) -> np
         )
         out.append((steps * envelope).sum(1))
     return np.concatenate(out)
-
-
-def resampled_recall_points_ap(
-    matches: RankedMatches, draws: np.ndarray, points: int = 40
-) -> np.ndarray:
-    """`recall_points_ap` (KITTI's 40 points) of each draw, (R,)."""
-    levels = np.arange(1, points + 1) / points - 1e-12
-    out = []
-    for _, precision, recall, truths in resampled_curves(matches, draws):
-        envelope = np.maximum.accumulate(precision[:, ::-1], 1)[:, ::-1]
-        for row in range(len(truths)):
-            first = np.searchsorted(recall[row], levels)  # first point reaching each level
-            reached = first < recall.shape[1]
-            total = envelope[row, first[reached]].sum() if truths[row] > 0 else 0.0
-            out.append(total / points)
-    return np.array(out)
 
 
 def resampled_f1(matches: RankedMatches, draws: np.ndarray, conf_threshold: float) -> np.ndarray:
@@ -333,6 +312,47 @@ def recall_points_ap(hits: np.ndarray, num_truths: int, points: int = 40) -> flo
 
 # IoU 0.50, 0.55, ..., 0.95: COCO's thresholds, 0.5 first and 0.7 among them.
 SUMMARY_IOUS = np.round(np.arange(0.5, 0.96, 0.05), 2)
+# COCO's 101 recall points, as pycocotools' COCOeval spaces them, and its per-image cap.
+COCO_RECALLS = np.linspace(0.0, 1.0, int(np.round(1.0 / 0.01)) + 1, endpoint=True)
+COCO_MAX_DETECTIONS = 100
+
+
+def coco_ap(
+    detections: list[torch.Tensor],
+    truths: list[torch.Tensor],
+    max_detections: int = COCO_MAX_DETECTIONS,
+) -> float:
+    """AP@[.5:.95] as COCO's `COCOeval` computes it for one category (area all, maxDets 100).
+
+    Each image keeps its `max_detections` best; at each IoU threshold 0.50, ..., 0.95 the
+    precision envelope is read at 101 recall points 0, 0.01, ..., 1 (0 past the highest recall)
+    and averaged; AP is the mean over the thresholds. Matching is this module's greedy one: it
+    differs from COCOeval's only when two truths overlap a detection with exactly equal IoU
+    (COCOeval takes the later one). 0 without ground truths (COCOeval reports -1).
+    """
+    capped = [
+        d[torch.argsort(d[:, 4], descending=True, stable=True)][:max_detections] for d in detections
+    ]
+    _, hits, n = match_at_thresholds(capped, truths, SUMMARY_IOUS)
+    return coco_points_ap(hits, n)
+
+
+def coco_points_ap(hits: np.ndarray, num_truths: int) -> float:
+    """The mean over thresholds of COCO's 101-point AP, from ranked hits (T, D)."""
+    if num_truths == 0:
+        return 0.0
+    points = []
+    for row in hits:
+        tp, fp = np.cumsum(row), np.cumsum(~row)
+        recall = tp / num_truths
+        precision = tp / (tp + fp + np.spacing(1))  # as COCOeval divides
+        envelope = np.maximum.accumulate(precision[::-1])[::-1]
+        first = np.searchsorted(recall, COCO_RECALLS, side="left")
+        reached = first < len(recall)
+        sampled = np.zeros(len(COCO_RECALLS))
+        sampled[reached] = envelope[first[reached]]
+        points.append(sampled.mean())
+    return float(np.mean(points))
 
 
 def detection_summary(
@@ -340,95 +360,23 @@ def detection_summary(
     truths: list[torch.Tensor],
     conf_threshold: float,
 ) -> dict[str, float]:
-    """Table 6's figures and the COCO- and KITTI-style APs for one model on a test set.
+    """Table 6's figures, COCO's AP@[.5:.95] and the all-truths AP40 at IoU 0.7, on a set.
 
     Precision, recall and F1 count detections scoring at least `conf_threshold` at IoU 0.5.
     """
     scores, hits, n = match_at_thresholds(detections, truths, SUMMARY_IOUS)
     precision, recall, f1 = thresholded_scores(scores, hits[0], n, conf_threshold)
+    capped = all(len(d) <= COCO_MAX_DETECTIONS for d in detections)
     return {
         "precision": precision,
         "recall": recall,
         "AP50": average_precision(hits[0], n),
         "F1": f1,
-        "AP50_95": float(np.mean([average_precision(h, n) for h in hits])),
-        "kitti_AP40_iou70": recall_points_ap(hits[SUMMARY_IOUS.tolist().index(0.7)], n),
+        # One matching pass serves every figure unless an image holds more than COCO keeps.
+        "AP50_95": coco_points_ap(hits, n) if capped else coco_ap(detections, truths),
+        "AP40_iou70_all_truths": recall_points_ap(hits[SUMMARY_IOUS.tolist().index(0.7)], n),
         "ground_truths": n,
     }
-
-
-KITTI_LEVELS = {"easy": (40.0, 0, 0.15), "moderate": (25.0, 1, 0.30), "hard": (25.0, 2, 0.50)}
-KITTI_NEIGHBOURS = {"Car": "Van", "Pedestrian": "Person_sitting"}
-
-
-def kitti_level_matches(
-    detections: list[torch.Tensor],
-    objects: list[list[KittiObject]],
-    kitti_type: str,
-    level: str,
-    iou_threshold: float = 0.7,
-) -> RankedMatches:
-    """The ranked matches behind KITTI's AP of one class at one difficulty level, frame by frame.
-
-    Args:
-        detections: Per frame, (N, 5+) rows `x1, y1, x2, y2, score, ...` in frame pixels.
-        objects: Per frame, its `label_2` objects.
-        kitti_type: The KITTI type detected, e.g. `Car`.
-        level: `easy`, `moderate` or `hard`.
-        iou_threshold: 0.7 for cars, 0.5 for pedestrians and cyclists in KITTI.
-
-    Returns:
-        The level's matches: cars of other levels, vans and `DontCare` regions ignored.
-    """
-    min_height, max_occluded, max_truncated = KITTI_LEVELS[level]
-    kept_dets, truths, ignored = [], [], []
-    for dets, objs in zip(detections, objects, strict=True):
-        cares = [o for o in objs if o.type != "DontCare"]
-        boxes = torch.tensor([o.box for o in cares], dtype=torch.float32).reshape(-1, 4)
-        counted = torch.tensor(
-            [
-                o.type == kitti_type
-                and o.box[3] - o.box[1] >= min_height
-                and 0 <= o.occluded <= max_occluded
-                and o.truncated <= max_truncated
-                for o in cares
-            ],
-            dtype=torch.bool,
-        )
-        relevant = torch.tensor(
-            [o.type in (kitti_type, KITTI_NEIGHBOURS.get(kitti_type)) for o in cares],
-            dtype=torch.bool,
-        )
-        dets = dets[dets[:, 3] - dets[:, 1] >= min_height]
-        dont_care = [o.box for o in objs if o.type == "DontCare"]
-        if dont_care and len(dets):
-            inside = _covered(dets[:, :4], torch.tensor(dont_care, dtype=torch.float32))
-            dets = dets[inside < iou_threshold]
-        kept_dets.append(dets)
-        truths.append(boxes[relevant])
-        ignored.append(~counted[relevant])
-    return rank_matches(kept_dets, truths, iou_threshold, ignored)
-
-
-def kitti_level_ap(
-    detections: list[torch.Tensor],
-    objects: list[list[KittiObject]],
-    kitti_type: str,
-    level: str,
-    iou_threshold: float = 0.7,
-) -> float:
-    """KITTI's 40-point AP of one class at one difficulty level (`kitti_level_matches`)."""
-    ranked = kitti_level_matches(detections, objects, kitti_type, level, iou_threshold)
-    return recall_points_ap(ranked.hits, int(ranked.truths.sum()))
-
-
-def _covered(boxes: torch.Tensor, regions: torch.Tensor) -> torch.Tensor:
-    """For each box, the largest fraction of its area inside one of `regions`."""
-    lt = torch.max(boxes[:, None, :2], regions[None, :, :2])
-    rb = torch.min(boxes[:, None, 2:], regions[None, :, 2:])
-    inter = (rb - lt).clamp(min=0).prod(-1)  # (N, R)
-    area = (boxes[:, 2:] - boxes[:, :2]).prod(-1).clamp(min=1e-9)
-    return (inter / area[:, None]).max(1).values
 
 
 def class_summary(

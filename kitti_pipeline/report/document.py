@@ -160,6 +160,13 @@ def compose_report(
         "",
         "### Table 6: test results at the best (highest val AP) and last epoch",
         "",
+        "The first table follows the study's protocol: YOLO labels, every "
+        f"{det.classes[0].lower()} counted, no region ignored; AP is all-point over every "
+        "detection above confidence 0.001. The second gives COCO's AP@[.5:.95] (101 recall "
+        "points, 100 detections per frame, as pycocotools), the 40-point AP at IoU 0.7 with "
+        "every object counted, and, where the frames have `label_2` files, KITTI's AP|R40 by "
+        "level as its devkit computes it (vans, DontCare regions and other levels ignored).",
+        "",
         detector_table(metrics, det.classes[0], published.get("detector")),
         detector_comparison_table(
             metrics, json.loads(inputs.detector_comparison.read_text()), det.classes[0]

@@ -174,8 +174,8 @@ def detector_table(runs: dict[str, dict], class_name: str, published: dict | Non
         "|---|---|---|---|---|---|---|",
     ]
     strict = [
-        "| Transfer Learning | Checkpoint | AP@[.5:.95] | KITTI AP40 IoU 0.7 "
-        "| easy | moderate | hard |",
+        "| Transfer Learning | Checkpoint | AP@[.5:.95] (COCO) | AP40 IoU 0.7, all cars "
+        "| KITTI easy | KITTI moderate | KITTI hard |",
         "|---|---|---|---|---|---|---|",
     ]
     for run, metrics in runs.items():
@@ -193,11 +193,8 @@ def detector_table(runs: dict[str, dict], class_name: str, published: dict | Non
             cells = [
                 f"{levels[k]:.3f}" if k in levels else "–" for k in ("easy", "moderate", "hard")
             ]
-            strict.append(
-                f"| {name} | {checkpoint} | {m['AP50_95']:.3f} | {m['kitti_AP40_iou70']:.3f} | "
-                + " | ".join(cells)
-                + " |"
-            )
+            cells = [f"{m['AP50_95']:.3f}", f"{m['AP40_iou70_all_truths']:.3f}", *cells]
+            strict.append(f"| {name} | {checkpoint} | " + " | ".join(cells) + " |")
     return "\n".join(main) + "\n\n" + "\n".join(strict) + "\n"
 
 
