@@ -38,8 +38,9 @@ def main(argv=None):
         f"{cfg.train.epochs} epochs, lr {cfg.train.lr}, batch {cfg.train.batch_size}, "
         f"starting weights: {cfg.init.source}.\n\n"
     )
-    comparisons = comparison_table(json.loads(Path(args.comparisons).read_text()))
-    tables = markdown_tables(summary, runs, classes, REGIMES)
+    compared = json.loads(Path(args.comparisons).read_text())
+    comparisons = comparison_table(compared)
+    tables = markdown_tables(summary, runs, classes, REGIMES, arms=compared["arms"])
     write_text(args.tables, header + tables + "\n" + comparisons)
     write_csv(args.losses, loss_rows(args.histories, cfg), ["run", *LOSS_FIELDS])
 

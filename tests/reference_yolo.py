@@ -20,8 +20,9 @@ def yolo_loss_loop(
     num_classes: int,
     ignore_iou: float = 0.5,
     box_loss: str = "mse",
+    dont_care: bool = False,
 ) -> dict[str, torch.Tensor]:
-    """The YOLOv3 loss over all scales.
+    """The YOLOv3 loss over all scales (targets without DontCare rows: `dont_care` False).
 
     Args:
         raws: One raw map per scale, (B, A*(5+C), H, W).
@@ -34,6 +35,8 @@ def yolo_loss_loop(
     Returns:
         The terms `xy`, `wh` (or `giou`), `obj`, `noobj`, `cls` and their sum `total`.
     """
+    if dont_care:
+        raise ValueError("the reference loop knows no DontCare regions")
     if box_loss not in ("mse", "giou"):
         raise ValueError(f"Invalid box_loss {box_loss!r}: expected 'mse' or 'giou'")
     batch = raws[0].shape[0]

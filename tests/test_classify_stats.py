@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import f1_score, recall_score
 
-from kitti_pipeline.classify.compare import arm_pairs, compare_arms
+from kitti_pipeline.classify.compare import arm_intervals, arm_pairs, compare_arms
 from kitti_pipeline.classify.metrics import (
     bootstrap_intervals,
     confusion_matrix,
@@ -13,6 +13,8 @@ from kitti_pipeline.classify.metrics import (
     scores_from_confusion,
 )
 from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
+
+CLASSES = ("Car", "Person", "Cyclist")
 
 
 def correlated_frames(frames=20, crops=9):
@@ -107,7 +109,9 @@ def test_a_paired_difference_is_the_slow_reference_and_resolves_what_unpaired_ca
     def make(arch, regime, seed):
         return y_true, finetune if regime == "finetune" else scratch
 
-    out = compare_arms(runs_for(("resnet18",), (0,), make), frames, ("resnet18",), (0,), 3, 500)
+    out = compare_arms(
+        runs_for(("resnet18",), (0,), make), frames, ("resnet18",), (0,), CLASSES, 500
+    )
     cell = out["resnet18"]["finetune-scratch"]
     for metric in ("mCA", "mF1"):
         expected = slow_difference_interval(
@@ -139,10 +143,10 @@ def test_identical_seeds_give_the_one_seed_interval_and_seed_noise_widens_it():
     def unsteady(arch, regime, seed):  # scratch is perfect under seed 0, poor under seed 1
         return y_true, good if regime == "finetune" else bad if seed else y_true
 
-    one = compare_arms(runs_for(archs, (0,), steady), frames, archs, (0,), 3, 300)
-    same = compare_arms(runs_for(archs, (0, 1), steady), frames, archs, (0, 1), 3, 300)
+    one = compare_arms(runs_for(archs, (0,), steady), frames, archs, (0,), CLASSES, 300)
+    same = compare_arms(runs_for(archs, (0, 1), steady), frames, archs, (0, 1), CLASSES, 300)
     assert one == same
-    spread = compare_arms(runs_for(archs, (0, 1), unsteady), frames, archs, (0, 1), 3, 300)
+    spread = compare_arms(runs_for(archs, (0, 1), unsteady), frames, archs, (0, 1), CLASSES, 300)
     cells = [c["resnet18"]["finetune-scratch"]["mCA"] for c in (one, spread)]
     assert cells[1]["high"] - cells[1]["low"] > 2 * (cells[0]["high"] - cells[0]["low"])
 
@@ -159,3 +163,37 @@ def test_the_comparisons_are_the_studys_questions():
         for r in ("scratch", "frozen", "finetune")
     ]
     assert len(pairs) == 9
+
+
+def test_each_arms_interval_is_its_runs_own_and_per_class_accuracy_the_slow_way():
+    """With one seed, an arm's interval over the comparisons' draws is the run's own
+    (`bootstrap_intervals`, the same draws); a class's accuracy interval is the percentile of
+    its recall on each draw's repeated frames, computed here one draw at a time."""
+    rng = np.random.default_rng(4)
+    frames = [f"f{k:02d}" for k in range(25) for _ in range(6)]
+    y_true = rng.integers(0, 3, 150)
+    y_pred = np.where(rng.random(150) < 0.3, rng.integers(0, 3, 150), y_true)
+    runs = {("resnet18", r, 0): (y_true, y_pred) for r in ("scratch", "frozen", "finetune")}
+    arms = arm_intervals(runs, frames, (0,), CLASSES, 200)
+    cell = arms["resnet18"]["finetune"]
+    own = bootstrap_intervals(y_true, y_pred, frames, 3, 200)
+    for metric in ("mCA", "mF1"):
+        assert (cell[metric]["low"], cell[metric]["high"]) == pytest.approx(own[metric])
+    assert cell["mRecall"] == cell["mCA"]
+    assert cell["acc_Person"]["value"] == pytest.approx(
+        recall_score(y_true, y_pred, average=None)[1]
+    )
+    names = sorted(set(frames))
+    recalls = []
+    for draw in frame_resamples(len(names), 200):
+        picks = [
+            i
+            for f, n in zip(names, draw, strict=True)
+            for _ in range(n)
+            for i in range(150)
+            if frames[i] == f
+        ]
+        t, p = y_true[picks], y_pred[picks]
+        recalls.append((p[t == 1] == 1).mean() if (t == 1).any() else 0.0)
+    expected = percentile_interval(np.array(recalls))
+    assert (cell["acc_Person"]["low"], cell["acc_Person"]["high"]) == pytest.approx(expected)

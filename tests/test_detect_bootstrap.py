@@ -15,6 +15,7 @@ from kitti_pipeline.detect.metrics import (
     rank_matches,
     resampled_average_precision,
     resampled_f1,
+    resampled_thresholded,
     summary_f1,
 )
 
@@ -47,6 +48,7 @@ def test_resampled_metrics_are_those_of_the_repeated_frames():
     ranked = rank_matches(detections, truths, 0.5)
     draws = frame_resamples(12, 25, seed=3)
     ap = resampled_average_precision(ranked, draws)
+    thresholded = resampled_thresholded(ranked, draws, 0.4)
     f1 = resampled_f1(ranked, draws, 0.4)
     for k, draw in enumerate(draws):
         scores, hits, n = match(*drawn(detections, truths, draw), 0.5)
@@ -56,6 +58,8 @@ def test_resampled_metrics_are_those_of_the_repeated_frames():
         recall = kept.sum() / n if n else 0
         expected = 2 * precision * recall / (precision + recall) if precision + recall else 0
         assert f1[k] == pytest.approx(expected, abs=1e-12)
+        assert thresholded["precision"][k] == pytest.approx(precision, abs=1e-12)
+        assert thresholded["recall"][k] == pytest.approx(recall, abs=1e-12)
     # Every frame once: the metrics of the test set itself.
     once = np.ones((1, 12), dtype=np.int64)
     assert resampled_average_precision(ranked, once)[0] == pytest.approx(

@@ -135,7 +135,9 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
         best = metrics["best"]["Car"]
         for key, value in (("AP50", best["AP50"]), ("F1", best["F1"])):
             assert best["ci95"][key]["low"] <= value <= best["ci95"][key]["high"], key
-        assert set(best["ci95"]) == {"AP50", "F1", "kitti_AP40_moderate"}
+        assert set(best["ci95"]) == {"precision", "recall", "AP50", "F1"} | {
+            f"kitti_AP40_{level}" for level in ("easy", "moderate", "hard")
+        }
         matches = json.loads((out / f"matches/{run}.json").read_text())
         assert matches["stems"] == test_frames and matches["epoch"] == metrics["best"]["epoch"]
         assert sum(matches["AP50"]["truths"]) == cars

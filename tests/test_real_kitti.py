@@ -14,6 +14,7 @@ from PIL import Image
 
 from kitti_pipeline.data.subset import main as kitti_subset
 from kitti_pipeline.detect.darknet import build_darknet, init_prediction_biases
+from kitti_pipeline.detect.data import DONT_CARE, load_detection_set
 from kitti_pipeline.detect.model_files import save_detector
 from kitti_pipeline.detect.predict import main as kitti_detect
 
@@ -32,6 +33,8 @@ OBJECTS = {
         (2, (330.60, 176.09, 355.61, 213.60)),
     ],
 }
+
+DONT_CARE_BOXES = [(753.33, 164.32, 798.00, 186.74), (738.50, 171.32, 753.27, 184.42)]  # 000007
 
 
 @pytest.fixture
@@ -98,3 +101,24 @@ def test_kitti_detect_on_real_frames(subset, tmp_path):
         width, height = SIZES[row["image"].rsplit("/", 1)[-1][:-4]]
         x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
         assert 0 <= x1 < x2 <= width and 0 <= y1 < y2 <= height
+
+
+def test_dont_care_regions_join_the_detector_targets_letterboxed(subset):
+    """Frame 000007's two DontCare lines become target rows of class -1, letterboxed as the
+    cars are: scale 416 / 1242, and 1242 x 375 scaled to 416 x 126 sits (416 - 126) // 2 = 145
+    rows down."""
+    data = load_detection_set(subset, ["000000", "000007"], 3, (0,), 416)
+    regions = {
+        stem: t[t[:, 0] == DONT_CARE, 1:] for stem, t in zip(data.stems, data.targets, strict=True)
+    }
+    assert len(regions["000000"]) == 0
+    scale, top = 126 / 375, 145
+    expected = [
+        v
+        for x1, y1, x2, y2 in DONT_CARE_BOXES
+        for v in (x1 * 416 / 1242, y1 * scale + top, x2 * 416 / 1242, y2 * scale + top)
+    ]
+    assert regions["000007"].flatten().tolist() == pytest.approx(expected, abs=1e-3)
+    cars = data.targets[1][data.targets[1][:, 0] == 0]
+    assert len(cars) == 3  # the cars are still the only objects
+    assert data.dont_care and data.select(slice(0, 1)).dont_care

@@ -60,11 +60,13 @@ def test_seeds_give_mean_and_sample_std():
     assert cell["acc_Car"] == pytest.approx(0.85) and cell["seeds"] == 2
     assert cell["trainable_params"] == 1539
     published = {"resnet18": {"frozen": {"mCA": 0.812}}}
+    arms = {"resnet18": {"frozen": {"mCA": {"value": 0.6, "low": 0.41, "high": 0.79}}}}
     tables = markdown_tables(
-        summarise_seeds(runs, CLASSES), runs, CLASSES, ["frozen"], published
+        summarise_seeds(runs, CLASSES), runs, CLASSES, ["frozen"], published, arms
     ).splitlines()
     row = next(line for line in tables if line.startswith("| ResNet18 pretrained, frozen"))
-    assert row.split(" | ")[1] == "0.600 ± 0.141 (0.812)"
+    assert row.split(" | ")[1] == "0.600 ± 0.141 [0.410, 0.790] (0.812)"
+    assert row.split(" | ")[2] == "0.600 ± 0.141"  # mF1: no interval given
     assert row.endswith("| 1,539 |")
 
 

@@ -95,6 +95,26 @@ YOLOV3 = [
 ]
 
 
+def test_predictions_inside_a_dont_care_region_are_not_punished_and_it_is_no_object():
+    """A DontCare region (class -1) over the bottom-left cell holds two of its three anchor
+    boxes wholly (10 x 13 and 30 x 30 at (16, 48)); the 60 x 40 one lies 1024 / 2400 = 0.43
+    inside, under 0.5. Those two leave noobj, 11 -> 9 predictions; the region takes no anchor,
+    so the object terms are the one-box case's."""
+    region = torch.tensor([[-1.0, 0.0, 32.0, 32.0, 64.0]])
+    with_region = [torch.cat([TARGET[0], region])]
+    loss = yolo_loss([zero_map()], [SCALE], with_region, num_classes=1, dont_care=True)
+    assert loss["noobj"].item() == pytest.approx(9 * LOG2)
+    one_box = yolo_loss([zero_map()], [SCALE], TARGET, num_classes=1)
+    for term in ("xy", "wh", "obj", "cls"):
+        assert loss[term].item() == pytest.approx(one_box[term].item()), term
+    alone = yolo_loss([zero_map()], [SCALE], [region], num_classes=1, dont_care=True)
+    assert alone["obj"].item() == 0 and alone["noobj"].item() == pytest.approx(10 * LOG2)
+    # Without the hint the region is still no object, and spares nothing.
+    unhinted = yolo_loss([zero_map()], [SCALE], with_region, num_classes=1)
+    assert unhinted["noobj"].item() == pytest.approx(11 * LOG2)
+    assert unhinted["obj"].item() == pytest.approx(one_box["obj"].item())
+
+
 def random_batch(per_frame, classes=3, size=128, seed=0):
     """Raw maps and boxes of a batch of 6 frames: some empty, some with half as many boxes, and
     in each frame with two or more boxes, a second box on the first's cell and anchor."""

@@ -20,8 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
-from kitti_pipeline.classify.metrics import confusion_matrix, macro_scores, resampled_confusions
-from kitti_pipeline.core.bootstrap import BOOTSTRAP_SEED, difference_cell, frame_resamples
+from kitti_pipeline.classify.metrics import class_scores, confusion_matrix, resampled_confusions
+from kitti_pipeline.core.bootstrap import (
+    BOOTSTRAP_SEED,
+    difference_cell,
+    frame_resamples,
+    percentile_interval,
+)
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import REGIMES
 
@@ -40,12 +45,58 @@ def arm_pairs(archs: tuple[str, ...]) -> list[tuple[str, tuple[str, str], tuple[
     return out
 
 
+def table_scores(cms: np.ndarray, classes: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """The columns of Tables 4 and 5 (mCA, mF1, mPrecision, mRecall, `acc_<class>`) of a stack
+    of confusion matrices (R, K, K), each (R,)."""
+    recall, precision, f1 = class_scores(cms)
+    out = {
+        "mCA": recall.mean(-1),
+        "mF1": f1.mean(-1),
+        "mPrecision": precision.mean(-1),
+        "mRecall": recall.mean(-1),
+    }
+    out.update({f"acc_{name}": recall[..., k] for k, name in enumerate(classes)})
+    return out
+
+
+def arm_sampler(
+    predictions: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]],
+    frames: list[str],
+    seeds: tuple[int, ...],
+    classes: tuple[str, ...],
+    resamples: int,
+    seed: int = BOOTSTRAP_SEED,
+):
+    """`arm_values(arm, column)`: an arm's value in each bootstrap draw (the mean over its
+    drawn seeds, on the drawn frames) and on all test crops (the mean over all its seeds).
+
+    The frame draws are those of `metrics.bootstrap_intervals` for the same seed, and each
+    arm's seeds are drawn once per draw, the same for every column and comparison.
+    """
+    draws = frame_resamples(len(set(frames)), resamples, seed)
+    drawn, full = {}, {}
+    for run, (y_true, y_pred) in predictions.items():
+        cms = resampled_confusions(y_true, y_pred, frames, draws, len(classes))
+        drawn[run] = table_scores(cms, classes)
+        full[run] = table_scores(confusion_matrix(y_true, y_pred, len(classes))[None], classes)
+    rng = np.random.default_rng(seed + 1)
+    arms = sorted({run[:2] for run in predictions})
+    picks = {arm: rng.integers(0, len(seeds), (len(seeds), resamples)) for arm in arms}
+
+    def arm_values(arm: tuple[str, str], column: str) -> tuple[np.ndarray, float]:
+        per_seed = np.stack([drawn[(*arm, s)][column] for s in seeds])  # (S, R)
+        in_draw = per_seed[picks[arm], np.arange(resamples)].mean(0)
+        return in_draw, float(np.mean([full[(*arm, s)][column][0] for s in seeds]))
+
+    return arm_values
+
+
 def compare_arms(
     predictions: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]],
     frames: list[str],
     archs: tuple[str, ...],
     seeds: tuple[int, ...],
-    num_classes: int,
+    classes: tuple[str, ...],
     resamples: int,
     seed: int = BOOTSTRAP_SEED,
 ) -> dict:
@@ -56,7 +107,7 @@ def compare_arms(
             the same crop order for every run.
         frames: The frame of each test crop.
         archs, seeds: The study's architectures and seeds.
-        num_classes: K.
+        classes: The class names, in id order.
         resamples: Bootstrap draws.
         seed: Their seed (the draws of `metrics.bootstrap_intervals` for the same seed).
 
@@ -64,22 +115,7 @@ def compare_arms(
         `{group: {"<a>-<b>": {metric: {difference, low, high, resolved}}}}`, a group being an
         architecture (its regimes compared) or `<arch>-<arch>` (the architectures per regime).
     """
-    draws = frame_resamples(len(set(frames)), resamples, seed)
-    drawn, full = {}, {}
-    for run, (y_true, y_pred) in predictions.items():
-        drawn[run] = macro_scores(resampled_confusions(y_true, y_pred, frames, draws, num_classes))
-        full[run] = macro_scores(confusion_matrix(y_true, y_pred, num_classes)[None])
-    # Each arm's seeds drawn per draw, (S, R): the same for every metric and comparison.
-    rng = np.random.default_rng(seed + 1)
-    arms = sorted({run[:2] for run in predictions})
-    picks = {arm: rng.integers(0, len(seeds), (len(seeds), resamples)) for arm in arms}
-
-    def arm_values(arm: tuple[str, str], metric: str) -> tuple[np.ndarray, float]:
-        """The arm's value in each draw (the mean of its drawn seeds), and on all crops."""
-        per_seed = np.stack([drawn[(*arm, s)][metric] for s in seeds])  # (S, R)
-        in_draw = per_seed[picks[arm], np.arange(resamples)].mean(0)
-        return in_draw, float(np.mean([full[(*arm, s)][metric][0] for s in seeds]))
-
+    arm_values = arm_sampler(predictions, frames, seeds, classes, resamples, seed)
     out: dict = {}
     for group, a, b in arm_pairs(archs):
         name = f"{a[1]}-{b[1]}" if a[0] == b[0] else a[1]
@@ -126,5 +162,27 @@ def compare_classifiers(
         "seeds": list(seeds),
         "test_frames": len(set(frames)),
         "test_crops": len(crops),
-        "comparisons": compare_arms(runs, frames, archs, seeds, len(classes), resamples),
+        "arms": arm_intervals(runs, frames, seeds, classes, resamples),
+        "comparisons": compare_arms(runs, frames, archs, seeds, classes, resamples),
     }
+
+
+def arm_intervals(
+    predictions: dict[tuple[str, str, int], tuple[np.ndarray, np.ndarray]],
+    frames: list[str],
+    seeds: tuple[int, ...],
+    classes: tuple[str, ...],
+    resamples: int,
+) -> dict:
+    """Each arm's Table 4 and 5 columns with 95% intervals from the comparisons' draws (frames
+    and, with several seeds, seeds): `{arch: {regime: {column: {value, low, high}}}}`."""
+    arm_values = arm_sampler(predictions, frames, seeds, classes, resamples)
+    out: dict = {}
+    for arch, regime in sorted({run[:2] for run in predictions}):
+        cells = {}
+        for column in table_scores(np.zeros((1, len(classes), len(classes))), classes):
+            draws, value = arm_values((arch, regime), column)
+            low, high = percentile_interval(draws)
+            cells[column] = {"value": value, "low": low, "high": high}
+        out.setdefault(arch, {})[regime] = cells
+    return out

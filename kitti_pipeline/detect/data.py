@@ -20,10 +20,14 @@ from torchvision.transforms.v2 import functional as TF
 
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.data.boxes import clip, denormalise
-from kitti_pipeline.data.labels import read_classes, read_yolo_labels
+from kitti_pipeline.data.labels import read_classes, read_kitti_labels, read_yolo_labels
 from kitti_pipeline.data.splits import frames_by_split
 
 PAD_VALUE = 114
+# The class id of a target row that is a `DontCare` region of a `label_2` file, not an object:
+# it travels with the frame's boxes through letterbox, flips and jitter, and the loss does not
+# punish predictions inside it (`detect.yolo.yolo_loss`).
+DONT_CARE = -1
 
 
 def letterbox(
@@ -123,10 +127,12 @@ def load_frame(
 @dataclass
 class DetectionSet:
     images: torch.Tensor  # (N, 3, S, S) uint8, letterboxed
-    targets: list[torch.Tensor]  # per frame (M, 5): class, x1, y1, x2, y2 in letterboxed pixels
+    # Per frame (M, 5): class, x1, y1, x2, y2 in letterboxed pixels; class DONT_CARE: a region.
+    targets: list[torch.Tensor]
     stems: list[str]
     letterboxes: list[tuple[float, float, float, float]]  # per frame (sx, sy, left, top)
     sizes: list[tuple[int, int]]  # per frame original (width, height)
+    dont_care: bool = False  # whether some frame's targets hold DONT_CARE rows
 
     def to(self, device) -> DetectionSet:
         return DetectionSet(
@@ -135,6 +141,7 @@ class DetectionSet:
             self.stems,
             self.letterboxes,
             self.sizes,
+            self.dont_care,
         )
 
     def select(self, index: slice) -> DetectionSet:
@@ -145,6 +152,7 @@ class DetectionSet:
             self.stems[index],
             self.letterboxes[index],
             self.sizes[index],
+            self.dont_care,
         )
 
     def to_frame(self, index: int, rows: torch.Tensor) -> torch.Tensor:
@@ -161,14 +169,24 @@ def load_detection_set(
     keep: tuple[int, ...],
     img_size: int,
 ) -> DetectionSet:
-    """Letterbox the frames `stems` of a frames folder, keeping the classes `keep`."""
+    """Letterbox the frames `stems` of a frames folder, keeping the classes `keep`.
+
+    Where the folder has KITTI `label_2` files, each frame's `DontCare` regions join its
+    targets as rows of class `DONT_CARE`.
+    """
     frames = Path(frames)
-    images, targets, letterboxes, sizes = [], [], [], []
+    images, targets, letterboxes, sizes, dont_care = [], [], [], [], False
     for stem in stems:
         image_path = next(p for p in (frames / "images").glob(f"{stem}.*"))
         image, boxes, classes = load_frame(
             image_path, frames / "labels" / f"{stem}.txt", num_classes, keep
         )
+        native = frames / "label_2" / f"{stem}.txt"
+        if native.exists():
+            regions = [o.box for o in read_kitti_labels(native) if o.type == "DontCare"]
+            boxes = torch.cat([boxes, torch.tensor(regions, dtype=torch.float32).reshape(-1, 4)])
+            classes = torch.cat([classes, torch.full((len(regions),), DONT_CARE)])
+            dont_care |= bool(regions)
         sizes.append((image.shape[-1], image.shape[-2]))
         image, boxes, transform = letterbox(image, boxes, img_size)
         images.append(image)
@@ -178,7 +196,7 @@ def load_detection_set(
         return DetectionSet(
             torch.zeros(0, 3, img_size, img_size, dtype=torch.uint8), [], [], [], []
         )
-    return DetectionSet(torch.stack(images), targets, list(stems), letterboxes, sizes)
+    return DetectionSet(torch.stack(images), targets, list(stems), letterboxes, sizes, dont_care)
 
 
 def load_split(

@@ -35,7 +35,7 @@ from kitti_pipeline.detect.metrics import (
     matches_to_dict,
     rank_matches,
     resampled_average_precision,
-    resampled_f1,
+    resampled_thresholded,
 )
 from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.detect.predict import detect_frames, predict_detections, read_image
@@ -70,7 +70,8 @@ def evaluate_run(
     """Score a run's `best.pt` and `last.pt` on the test frames.
 
     The best checkpoint's figures of the first class get frame-level bootstrap 95% intervals
-    (`ci95`: AP@0.5, F1 and, with `label_2` files, KITTI's moderate AP40; the same draws for
+    (`ci95`: precision, recall, AP@0.5, F1 and, with `label_2` files, KITTI's AP40 of each
+    level; the same draws for
     every run), and its ranked matches are returned frame by frame for the paired comparison of
     the runs (`detect.compare`).
 
@@ -130,7 +131,7 @@ def evaluate_run(
                 kitti = curves.get("moderate")
                 ranked = rank_matches(mine, truths[k], 0.5)
                 pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
-                summary["ci95"] = best_intervals(ranked, kitti, draws, conf)
+                summary["ci95"] = best_intervals(ranked, curves, draws, conf)
                 matches = {
                     "stems": test.stems,
                     "epoch": info["epoch"],
@@ -149,16 +150,20 @@ def evaluate_run(
 
 
 def best_intervals(
-    ranked: RankedMatches, kitti: KittiCurve | None, draws: np.ndarray, conf_threshold: float
+    ranked: RankedMatches,
+    kitti: dict[str, KittiCurve],
+    draws: np.ndarray,
+    conf_threshold: float,
 ) -> dict:
-    """The 95% intervals of the best checkpoint's AP@0.5 and F1 (`ranked`, IoU 0.5) and, with
-    `label_2` files, KITTI's moderate AP40 (`kitti`), over the frame draws `draws`."""
+    """The 95% intervals, over the frame draws `draws`, of the best checkpoint's precision,
+    recall, AP@0.5 and F1 (`ranked`, IoU 0.5) and, with `label_2` files, KITTI's AP40 of each
+    level (`kitti`: level -> curve)."""
     values = {
+        **resampled_thresholded(ranked, draws, conf_threshold),
         "AP50": resampled_average_precision(ranked, draws),
-        "F1": resampled_f1(ranked, draws, conf_threshold),
     }
-    if kitti is not None:
-        values["kitti_AP40_moderate"] = resampled_kitti_ap(kitti, draws)
+    for level, curve in kitti.items():
+        values[f"kitti_AP40_{level}"] = resampled_kitti_ap(curve, draws)
     return {
         key: dict(zip(("low", "high"), percentile_interval(v), strict=True))
         for key, v in values.items()
@@ -181,7 +186,8 @@ def draw_test_frames(
         Frame stem -> its matplotlib Figure.
     """
     test = load_split(frames, split, "test", det.classes, det.img_size)
-    busiest = sorted(range(len(test.stems)), key=lambda i: (-len(test.targets[i]), test.stems[i]))
+    objects = [int((t[:, 0] >= 0).sum()) for t in test.targets]  # DontCare rows are not objects
+    busiest = sorted(range(len(test.stems)), key=lambda i: (-objects[i], test.stems[i]))
     chosen = sorted(busiest[: det.evaluate.pictures])
     images_dir = Path(frames) / "images"
     paths = [next(images_dir.glob(f"{test.stems[i]}.*")) for i in chosen]
@@ -197,7 +203,8 @@ def draw_test_frames(
             panel.append((f"{run} (epoch {info['epoch']}): {len(found)} detections", found.numpy()))
     figures = {}
     for i, path, panel in zip(chosen, paths, panels, strict=True):
-        truths = test.to_frame(i, test.targets[i][:, 1:]).numpy()
+        target = test.targets[i]
+        truths = test.to_frame(i, target[target[:, 0] >= 0, 1:]).numpy()
         image = Image.open(path).convert("RGB")
         figures[path.stem] = detection_figure(image, panel, det.classes, truths)
     return figures

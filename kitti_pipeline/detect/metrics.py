@@ -86,8 +86,11 @@ def resampled_average_precision(matches: RankedMatches, draws: np.ndarray) -> np
     return np.concatenate(out)
 
 
-def resampled_f1(matches: RankedMatches, draws: np.ndarray, conf_threshold: float) -> np.ndarray:
-    """F1 of the detections scoring at least `conf_threshold`, under each draw, (R,)."""
+def resampled_thresholded(
+    matches: RankedMatches, draws: np.ndarray, conf_threshold: float
+) -> dict[str, np.ndarray]:
+    """Precision, recall and F1 of the detections scoring at least `conf_threshold`, under
+    each draw: `{name: (R,)}`."""
     kept = matches.scores >= conf_threshold
     weights = draws[:, matches.frames][:, kept].astype(float)
     tp = (weights * matches.hits[kept]).sum(1)
@@ -96,7 +99,13 @@ def resampled_f1(matches: RankedMatches, draws: np.ndarray, conf_threshold: floa
     precision = np.divide(tp, count, out=np.zeros_like(tp), where=count > 0)
     recall = np.divide(tp, truths, out=np.zeros_like(tp), where=truths > 0)
     denom = precision + recall
-    return np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    return {"precision": precision, "recall": recall, "F1": f1}
+
+
+def resampled_f1(matches: RankedMatches, draws: np.ndarray, conf_threshold: float) -> np.ndarray:
+    """F1 of the detections scoring at least `conf_threshold`, under each draw, (R,)."""
+    return resampled_thresholded(matches, draws, conf_threshold)["F1"]
 
 
 def matches_to_dict(matches: RankedMatches) -> dict:

@@ -59,7 +59,8 @@ def predict_detections(
             raws = [r.float() for r in model(as_input(images))]
         if num_classes is not None:
             targets = data.targets[start : start + batch_size]
-            loss += yolo_loss(raws, scales, targets, num_classes)["total"].item() * len(images)
+            terms = yolo_loss(raws, scales, targets, num_classes, dont_care=data.dont_care)
+            loss += terms["total"].item() * len(images)
         out += [d.cpu() for d in detect(raws, scales, conf_threshold, nms_iou)]
     return out, (loss / max(len(data.images), 1) if num_classes is not None else None)
 

@@ -127,6 +127,7 @@ def train_one_epoch(
             num_classes,
             ignore_iou=ignore_iou,
             box_loss=box_loss,
+            dont_care=data.dont_care,
         )
         # The loss is a mean over this slice; weighted, the processes average to the batch mean.
         terms = {name: value * weight for name, value in terms.items()}

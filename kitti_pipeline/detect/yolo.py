@@ -16,7 +16,9 @@ Loss terms, as in the YOLOv3 paper, summed over the batch and divided by the bat
     obj    binary cross-entropy of the objectness logit against 1, for assigned anchors;
     noobj  binary cross-entropy against 0 for every other prediction, except those whose decoded
            box overlaps some ground truth by more than `ignore_iou` (0.5): they are not punished
-           for finding an object that another anchor answers for;
+           for finding an object that another anchor answers for; nor are those lying more than
+           `ignore_iou` of their area inside a `DontCare` region (target rows of class -1, from
+           KITTI's `label_2` files), whose objects nobody labelled;
     cls    binary cross-entropy of each class logit against the one-hot class, assigned anchors.
 
 Two ground truths whose centres fall in the same cell with the same best anchor share one
@@ -118,6 +120,19 @@ def pad_targets(
     return torch.where(real[..., None], rows, torch.tensor(PADDING_ROW, device=device)), real
 
 
+def inside_any(
+    boxes: torch.Tensor, regions: torch.Tensor, real: torch.Tensor, threshold: float
+) -> torch.Tensor:
+    """Whether more than `threshold` of each box's area lies inside one of its image's real
+    `regions`: (B, M, 4), (B, K, 4), (B, K) -> (B, M), without a division, as `overlaps_any`."""
+    a = boxes.transpose(1, 2)[:, :, None, :]  # (B, 4, 1, M)
+    b = (regions * real[..., None]).transpose(1, 2)[:, :, :, None]  # (B, 4, K, 1)
+    width = torch.min(a[:, 2], b[:, 2]).sub_(torch.max(a[:, 0], b[:, 0])).clamp_(min=0)
+    height = torch.min(a[:, 3], b[:, 3]).sub_(torch.max(a[:, 1], b[:, 1])).clamp_(min=0)
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])  # (B, 1, M)
+    return (width.mul_(height) > area_a * threshold).any(1)
+
+
 def yolo_loss(
     raws: list[torch.Tensor],
     scales: list[Scale],
@@ -125,6 +140,7 @@ def yolo_loss(
     num_classes: int,
     ignore_iou: float = 0.5,
     box_loss: str = "mse",
+    dont_care: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The YOLOv3 loss over all scales, every ground truth of the batch at once.
 
@@ -135,10 +151,15 @@ def yolo_loss(
     Args:
         raws: One raw map per scale, (B, A*(5+C), H, W).
         scales: The anchors and stride of each map.
-        targets: Per image, (N, 5) rows `class, x1, y1, x2, y2` in input pixels.
+        targets: Per image, (N, 5) rows `class, x1, y1, x2, y2` in input pixels; a row of class
+            -1 is a `DontCare` region, not an object.
         num_classes: C.
         ignore_iou: Predictions overlapping a ground truth more than this get no noobj loss.
         box_loss: `mse` (the paper's squared error) or `giou`.
+        dont_care: Whether `targets` may hold DontCare rows whose predictions to spare (a set
+            with `label_2` files: `DetectionSet.dont_care`). Known on the host, it saves the
+            region test, as costly as the ground-truth one, where there are none; rows of
+            class -1 never count as objects either way.
 
     Returns:
         The terms `xy`, `wh` (or `giou`), `obj`, `noobj`, `cls` and their sum `total`.
@@ -146,7 +167,10 @@ def yolo_loss(
     if box_loss not in ("mse", "giou"):
         raise ValueError(f"Invalid box_loss {box_loss!r}: expected 'mse' or 'giou'")
     batch, device = raws[0].shape[0], raws[0].device
-    gt, real = pad_targets(targets, device)  # (B, N, 5), (B, N)
+    padded, rows = pad_targets(targets, device)  # (B, N, 5), (B, N)
+    regions = rows & (padded[..., 0] < 0)  # DontCare regions, not objects
+    real = rows & ~regions
+    gt = torch.where(regions[..., None], torch.tensor(PADDING_ROW, device=device), padded)
     n = gt.shape[1]
     boxes = gt[..., 1:5]  # (B, N, 4)
     wh = boxes[..., 2:4] - boxes[..., 0:2]  # (B, N, 2)
@@ -186,7 +210,10 @@ def yolo_loss(
         assigned = assigned.index_put((image, a, i, j), here, accumulate=True) > 0  # (B, A, H, W)
         with torch.no_grad():  # a mask: no gradient flows through it
             flat = decoded.reshape(batch, -1, 4)  # (B, A*H*W, 4)
-            ignored = overlaps_any(flat, boxes, real, ignore_iou).view(batch, na, h, w)
+            ignored = overlaps_any(flat, boxes, real, ignore_iou)
+            if dont_care:
+                ignored |= inside_any(flat, padded[..., 1:5], regions, ignore_iou)
+            ignored = ignored.view(batch, na, h, w)
         # One pass for both objectness terms: against 1 where assigned, 0 elsewhere.
         target = assigned.float()
         bce = F.binary_cross_entropy_with_logits(p[..., 4], target, reduction="none")

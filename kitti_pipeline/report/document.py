@@ -111,13 +111,20 @@ def compose_report(
         "",
         f"{source}; seeds {list(cfg.seeds)}; {cfg.train.optimizer} lr {cfg.train.lr}, batch "
         f"{cfg.train.batch_size}, {cfg.train.epochs} epochs, {params.crop.image_size}px crops; "
-        f"starting weights `{cfg.init.source}`. With several seeds a cell is mean ± std.",
+        f"starting weights `{cfg.init.source}`. A cell is the figure (with several seeds, mean ± "
+        "std) and its 95% interval over bootstrap draws of the test frames (and seeds); the "
+        "study's figure, where published, in brackets.",
         "",
     ]
     runs = read_classifier_runs(inputs.classifier_runs, cfg)
     summary = summarise_seeds(runs, classes)
-    out += [markdown_tables(summary, runs, classes, REGIMES, published.get("classifier"))]
-    out += [comparison_table(json.loads(inputs.classifier_comparisons.read_text()))]
+    compared = json.loads(inputs.classifier_comparisons.read_text())
+    out += [
+        markdown_tables(
+            summary, runs, classes, REGIMES, published.get("classifier"), compared["arms"]
+        )
+    ]
+    out += [comparison_table(compared)]
 
     figures: dict[str, Figure] = {}
     out += [f"### Confusion matrices (test crops, seed {cfg.seeds[0]})", ""]

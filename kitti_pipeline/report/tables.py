@@ -94,12 +94,15 @@ def markdown_tables(
     classes: tuple[str, ...],
     regimes,
     published: dict | None = None,
+    arms: dict | None = None,
 ) -> str:
     """Tables 4 and 5 in the study's layout, then every run with its bootstrap intervals.
 
     Args:
         published: `{arch: {regime: {column: value}}}`, the study's figures, shown in brackets
             after ours where given.
+        arms: `compare_classifiers`' `arms`: each cell's 95% interval (test frames and seeds),
+            shown after the figure.
     """
     keys = [*COLUMNS, *(f"acc_{k}" for k in classes)]
     headers = [*COLUMNS, *(f"Acc {k}" for k in classes)]
@@ -119,7 +122,10 @@ def markdown_tables(
             if cell is None:
                 continue
             theirs = (published.get(arch) or {}).get(regime) or {}
-            values = [with_published(_format(cell, k), theirs.get(k)) for k in keys]
+            ci = ((arms or {}).get(arch) or {}).get(regime) or {}
+            values = [
+                with_published(_format(cell, k) + _interval(ci.get(k)), theirs.get(k)) for k in keys
+            ]
             out.append(
                 f"| {ARCH_NAMES[arch]} {REGIME_NAMES[regime]} | "
                 + " | ".join(values)
@@ -142,6 +148,15 @@ def markdown_tables(
     return "\n".join(out) + "\n"
 
 
+def with_interval(value: float, ci: dict | None) -> str:
+    """A figure and, where there is one, its 95% interval: `0.497 [0.431, 0.569]`."""
+    return f"{value:.3f}" + _interval(ci)
+
+
+def _interval(ci: dict | None) -> str:
+    return "" if ci is None else f" [{ci['low']:.3f}, {ci['high']:.3f}]"
+
+
 def with_published(ours: str, published: float | None) -> str:
     """A table cell: our figure, then the study's in brackets when there is one."""
     if published is None:
@@ -160,7 +175,8 @@ RUN_NAMES = {"transfer": "Yes", "scratch": "No"}
 
 def detector_table(runs: dict[str, dict], class_name: str, published: dict | None = None) -> str:
     """Table 6 (Transfer Learning, Epoch, Precision, Recall, AP, F1) for the best and last
-    epoch of each run, then the stricter APs of the same checkpoints.
+    epoch of each run, then the stricter APs of the same checkpoints; the best checkpoint's
+    figures with their frame-bootstrap 95% intervals.
 
     Args:
         runs: Run name (`transfer`, `scratch`) -> its `evaluate_detector` metrics.
@@ -183,15 +199,17 @@ def detector_table(runs: dict[str, dict], class_name: str, published: dict | Non
             m = metrics[checkpoint][class_name]
             name = RUN_NAMES.get(run, run)
             theirs = (published.get(run) or {}).get(checkpoint) or {}
+            ci = m.get("ci95", {})
             cells = [with_published(str(metrics[checkpoint]["epoch"]), theirs.get("epoch"))]
             cells += [
-                with_published(f"{m[k]:.3f}", theirs.get(k))
+                with_published(with_interval(m[k], ci.get(k)), theirs.get(k))
                 for k in ("precision", "recall", "AP50", "F1")
             ]
             main.append(f"| {name} | {checkpoint} | " + " | ".join(cells) + " |")
             levels = m.get("kitti_AP40", {})
             cells = [
-                f"{levels[k]:.3f}" if k in levels else "–" for k in ("easy", "moderate", "hard")
+                with_interval(levels[k], ci.get(f"kitti_AP40_{k}")) if k in levels else "–"
+                for k in ("easy", "moderate", "hard")
             ]
             cells = [f"{m['AP50_95']:.3f}", f"{m['AP40_iou70_all_truths']:.3f}", *cells]
             strict.append(f"| {name} | {checkpoint} | " + " | ".join(cells) + " |")
