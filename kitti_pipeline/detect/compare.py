@@ -13,10 +13,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
-
 from kitti_pipeline.core.bootstrap import difference_cell, frame_resamples
-from kitti_pipeline.detect.kitti import curve_from_dict, resampled_kitti_ap
+from kitti_pipeline.detect.kitti import curve_ap, curve_from_dict, resampled_kitti_ap
 from kitti_pipeline.detect.metrics import (
     average_precision,
     matches_from_dict,
@@ -44,7 +42,6 @@ def compare_detectors(
         raise ValueError(f"{transfer} and {scratch} hold other test frames: evaluate both again")
     draws = frame_resamples(len(runs[0]["stems"]), resamples)
     cells = {}
-    everyone = np.ones((1, len(runs[0]["stems"])), dtype=np.int64)
     families = {
         "AP50": (
             matches_from_dict,
@@ -58,7 +55,7 @@ def compare_detectors(
         ),
         "kitti_AP40_moderate": (
             curve_from_dict,
-            lambda c: float(resampled_kitti_ap(c, everyone)[0]),
+            curve_ap,
             resampled_kitti_ap,
         ),
     }

@@ -23,6 +23,7 @@ from kitti_pipeline.detect.figures import detection_figure
 from kitti_pipeline.detect.kitti import (
     KITTI_LEVELS,
     KittiCurve,
+    curve_ap,
     curve_to_dict,
     kitti_curve,
     resampled_kitti_ap,
@@ -121,11 +122,7 @@ def evaluate_run(
                     level: kitti_curve(mine, objects, KITTI_TYPES[class_name], level, iou)
                     for level in KITTI_LEVELS
                 }
-                everyone = np.ones((1, len(test.stems)), dtype=np.int64)
-                summary["kitti_AP40"] = {
-                    level: float(resampled_kitti_ap(curve, everyone)[0])
-                    for level, curve in curves.items()
-                }
+                summary["kitti_AP40"] = {level: curve_ap(c) for level, c in curves.items()}
             result[class_name] = summary
             if name == "best" and k == 0:
                 kitti = curves.get("moderate")

@@ -256,6 +256,11 @@ def curve_from_dict(data: dict) -> KittiCurve:
     )
 
 
+def curve_ap(curve: KittiCurve) -> float:
+    """KITTI's AP40 of the curve's frames, each counted once."""
+    return float(resampled_kitti_ap(curve, np.ones((1, len(curve.truths)), dtype=np.int64))[0])
+
+
 def kitti_level_ap(
     detections: list[torch.Tensor],
     objects: list[list[KittiObject]],
@@ -264,5 +269,4 @@ def kitti_level_ap(
     iou: float = 0.7,
 ) -> float:
     """KITTI's AP|R40 of one type at one level on these frames (`kitti_curve`)."""
-    curve = kitti_curve(detections, objects, kitti_type, level, iou)
-    return float(resampled_kitti_ap(curve, np.ones((1, len(objects)), dtype=np.int64))[0])
+    return curve_ap(kitti_curve(detections, objects, kitti_type, level, iou))
