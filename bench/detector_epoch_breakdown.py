@@ -28,7 +28,7 @@ from kitti_pipeline.core.params import load_params
 from kitti_pipeline.core.resumable import Resumable
 from kitti_pipeline.core.version import code_version
 from kitti_pipeline.detect.darknet import build_darknet, init_prediction_biases
-from kitti_pipeline.detect.predict import as_input
+from kitti_pipeline.detect.predict import CPU_BF16, as_input
 from kitti_pipeline.detect.train import cpu_copy, flip_batch, make_detector_optimizer, validate
 from kitti_pipeline.detect.yolo import scales_of, yolo_loss
 from kitti_pipeline.pretrain.coco import make_object_scenes
@@ -60,7 +60,7 @@ def breakdown(args, device: torch.device, amp: bool) -> dict:
     parts = dict.fromkeys(("forward", "loss", "backward", "optimizer"), 0.0)
     flips = torch.rand(cut, generator=torch.Generator().manual_seed(0)) < 0.5
     # One untimed pass first: the first call of each kernel pays for its set-up.
-    with autocast(device, cfg.amp, cpu_bf16=True):
+    with autocast(device, cfg.amp, cpu_bf16=CPU_BF16):
         warm = model(as_input(train.images[: args.batch]))
     yolo_loss([r.float() for r in warm], scales, train.targets[: args.batch], 1)["total"].backward()
     optimizer.zero_grad(set_to_none=True)
@@ -69,7 +69,7 @@ def breakdown(args, device: torch.device, amp: bool) -> dict:
         images, targets = flip_batch(
             train.images[batch], [train.targets[i] for i in batch], flips[batch]
         )
-        with autocast(device, cfg.amp, cpu_bf16=True):
+        with autocast(device, cfg.amp, cpu_bf16=CPU_BF16):
             raws = model(as_input(images))
         after_forward = synchronized(device)
         terms = yolo_loss([r.float() for r in raws], scales, targets, 1)
@@ -102,7 +102,7 @@ def breakdown(args, device: torch.device, amp: bool) -> dict:
     total = sum(parts.values())
     train_seconds = parts["forward"] + parts["loss"] + parts["backward"] + parts["optimizer"]
     return {
-        "compute": compute_type(device, amp, cpu_bf16=True),
+        "compute": compute_type(device, amp, cpu_bf16=CPU_BF16),
         "seconds": {k: round(v, 3) for k, v in parts.items()},
         "share": {k: round(v / total, 3) for k, v in parts.items()},
         "state_bytes": state_bytes,

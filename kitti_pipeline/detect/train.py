@@ -45,7 +45,7 @@ from kitti_pipeline.detect.model_files import (
     epoch_checkpoint,
     load_epoch_weights,
 )
-from kitti_pipeline.detect.predict import as_input, predict_detections
+from kitti_pipeline.detect.predict import CPU_BF16, as_input, predict_detections
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
 
 VAL_METRICS = ("precision", "recall", "AP50", "F1")
@@ -118,7 +118,7 @@ def train_one_epoch(
         )
         if transform is not None:
             images, targets = jitter_batch(images, targets, transform)
-        with autocast(device, amp, cpu_bf16=True):
+        with autocast(device, amp, cpu_bf16=CPU_BF16):
             raws = model(as_input(images))
         terms = yolo_loss(
             [r.float() for r in raws],
@@ -477,7 +477,7 @@ def train_detector(
             "train_frames": len(train.stems),
             "train_seconds": seconds,
             "device": str(device),
-            "autocast": compute_type(device, cfg.amp, cpu_bf16=True),
+            "autocast": compute_type(device, cfg.amp, cpu_bf16=CPU_BF16),
             "processes": world.size,
             "params": {**trained_under, "evaluate": evaluate},
             "code_version": version,
