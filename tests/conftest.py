@@ -42,6 +42,26 @@ def stage():
     return run_stage
 
 
+def run_data_stages(stage, params, out):
+    """The data stages into `out`: frames/, crops/, split.csv, dataset.json and crops.png."""
+    stage("synthesize", "--params", params, "--out", out / "frames")
+    stage("crop", "--params", params, "--frames", out / "frames", "--out", out / "crops")
+    stage("split", "--params", params, "--crops", out / "crops", "--out", out / "split.csv")
+    stage(
+        "dataset_report",
+        "--params",
+        params,
+        "--crops",
+        out / "crops",
+        "--split",
+        out / "split.csv",
+        "--metrics",
+        out / "dataset.json",
+        "--figure",
+        out / "crops.png",
+    )
+
+
 @pytest.fixture
 def dvc_bin() -> str:
     return str(Path(sys.executable).parent / "dvc")

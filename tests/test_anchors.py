@@ -16,7 +16,7 @@ from kitti_pipeline.detect.anchors import (
 from kitti_pipeline.detect.darknet import build_darknet
 from kitti_pipeline.detect.yolo import scales_of
 
-from .conftest import ROOT
+from .conftest import ROOT, run_data_stages
 
 
 def test_shape_iou_by_hand():
@@ -69,25 +69,7 @@ def test_new_anchors_go_into_every_yolo_block_and_build():
 def test_the_command_fits_the_training_boxes_better_than_cocos_anchors(
     stage, params_file, tmp_path
 ):
-    stage("synthesize", "--params", params_file, "--out", tmp_path / "frames")
-    stage(
-        "crop",
-        "--params",
-        params_file,
-        "--frames",
-        tmp_path / "frames",
-        "--out",
-        tmp_path / "crops",
-    )
-    stage(
-        "split",
-        "--params",
-        params_file,
-        "--crops",
-        tmp_path / "crops",
-        "--out",
-        tmp_path / "split.csv",
-    )
+    run_data_stages(stage, params_file, tmp_path)
     out = tmp_path / "kitti.cfg"
     args = ["--frames", tmp_path / "frames", "--split", tmp_path / "split.csv", "--out", out]
     main([str(a) for a in [*args, "--params", params_file]])

@@ -9,7 +9,7 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from kitti_pipeline.core.files import read_csv
 
-from .test_pipeline import run_data_stages
+from .conftest import run_data_stages
 
 pytestmark = pytest.mark.slow
 CLASSES = ["Car", "Person", "Cyclist"]

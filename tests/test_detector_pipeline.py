@@ -11,8 +11,7 @@ from PIL import Image
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.detect.darknet import build_darknet, write_weights
 
-from .conftest import ROOT
-from .test_pipeline import run_data_stages
+from .conftest import ROOT, run_data_stages
 
 pytestmark = pytest.mark.slow
 RUNS = ("transfer", "scratch")

@@ -12,10 +12,9 @@ import torch
 from kitti_pipeline.core.distributed import World
 from kitti_pipeline.core.files import read_csv
 
-from .conftest import ROOT
+from .conftest import ROOT, run_data_stages
 from .test_classifier_pipeline import train_and_evaluate
 from .test_detector_pipeline import initialise
-from .test_pipeline import run_data_stages
 
 
 def test_shards_cover_the_batch_and_weights_average_to_one():

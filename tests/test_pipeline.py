@@ -13,29 +13,10 @@ import yaml
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import REGIMES
 
-from .conftest import ROOT, copy_project, project_runner
+from .conftest import ROOT, copy_project, project_runner, run_data_stages
 
 pytestmark = pytest.mark.slow
 ARCHS = ("resnet18", "mobilenet_v2")
-
-
-def run_data_stages(stage, params, out):
-    stage("synthesize", "--params", params, "--out", out / "frames")
-    stage("crop", "--params", params, "--frames", out / "frames", "--out", out / "crops")
-    stage("split", "--params", params, "--crops", out / "crops", "--out", out / "split.csv")
-    stage(
-        "dataset_report",
-        "--params",
-        params,
-        "--crops",
-        out / "crops",
-        "--split",
-        out / "split.csv",
-        "--metrics",
-        out / "dataset.json",
-        "--figure",
-        out / "crops.png",
-    )
 
 
 def test_stages_end_to_end(stage, params_file, tmp_path):
