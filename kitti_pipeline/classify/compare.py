@@ -115,7 +115,11 @@ def compare_arms(
         `{group: {"<a>-<b>": {metric: {difference, low, high, resolved}}}}`, a group being an
         architecture (its regimes compared) or `<arch>-<arch>` (the architectures per regime).
     """
-    arm_values = arm_sampler(predictions, frames, seeds, classes, resamples, seed)
+    return differences(arm_sampler(predictions, frames, seeds, classes, resamples, seed), archs)
+
+
+def differences(arm_values, archs: tuple[str, ...]) -> dict:
+    """`compare_arms`' cells from an `arm_sampler`."""
     out: dict = {}
     for group, a, b in arm_pairs(archs):
         name = f"{a[1]}-{b[1]}" if a[0] == b[0] else a[1]
@@ -157,13 +161,14 @@ def compare_classifiers(
                     for column in ("actual", "predicted")
                 )
     frames = [r["frame"] for r in tests]
+    arm_values = arm_sampler(runs, frames, seeds, classes, resamples)  # one set of draws for both
     return {
         "resamples": resamples,
         "seeds": list(seeds),
         "test_frames": len(set(frames)),
         "test_crops": len(crops),
-        "arms": arm_intervals(runs, frames, seeds, classes, resamples),
-        "comparisons": compare_arms(runs, frames, archs, seeds, classes, resamples),
+        "arms": intervals(arm_values, sorted({run[:2] for run in runs}), classes),
+        "comparisons": differences(arm_values, archs),
     }
 
 
@@ -177,8 +182,13 @@ def arm_intervals(
     """Each arm's Table 4 and 5 columns with 95% intervals from the comparisons' draws (frames
     and, with several seeds, seeds): `{arch: {regime: {column: {value, low, high}}}}`."""
     arm_values = arm_sampler(predictions, frames, seeds, classes, resamples)
+    return intervals(arm_values, sorted({run[:2] for run in predictions}), classes)
+
+
+def intervals(arm_values, arms: list[tuple[str, str]], classes: tuple[str, ...]) -> dict:
+    """`arm_intervals`' cells from an `arm_sampler`."""
     out: dict = {}
-    for arch, regime in sorted({run[:2] for run in predictions}):
+    for arch, regime in arms:
         cells = {}
         for column in table_scores(np.zeros((1, len(classes), len(classes))), classes):
             draws, value = arm_values((arch, regime), column)
