@@ -31,7 +31,7 @@ import yaml
 from timing import device_name
 
 from kitti_pipeline.core.device import resolve_device
-from kitti_pipeline.core.params import DETECTOR_RUNS, load_params
+from kitti_pipeline.core.params import load_params
 from kitti_pipeline.core.profiles import apply_profile
 from kitti_pipeline.core.version import code_version
 from kitti_pipeline.pretrain.real_weights import find_imagenet_file
@@ -141,10 +141,7 @@ def main(argv=None):
     for row in timings:
         by_stage[row["stage"]] = round(by_stage.get(row["stage"], 0.0) + row["seconds"], 2)
     summary = json.loads((work / "metrics/classifier_summary.json").read_text())
-    detector = {
-        run: json.loads((work / f"metrics/detector/{run}.json").read_text())["best"]
-        for run in DETECTOR_RUNS
-    }
+    detector = json.loads((work / "metrics/detector_summary.json").read_text())
     result = {
         "device": device_name(device),
         "cpu_count": os.cpu_count(),
@@ -161,9 +158,7 @@ def main(argv=None):
             for arch, cells in summary.items()
             for regime, cell in cells.items()
         },
-        "detector_best_AP50": {
-            run: m[params.detector.classes[0]]["AP50"] for run, m in detector.items()
-        },
+        "detector_best_AP50": {run: cells["best"]["AP50"] for run, cells in detector.items()},
     }
     out = Path(args.out or ROOT / "bench/results" / f"study_timing_{device.type}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
-"""Stage `compare_detectors`: transfer - scratch on the test frames, with a paired interval.
+"""Stage `compare_detectors`: every detector run's figures with 95% intervals, and transfer -
+scratch with paired ones.
 
-AP@0.5, F1 at the confidence threshold and, with `label_2` files, KITTI's moderate AP40 of both
-runs' best checkpoints, each difference with its 95% interval from the same frame-level
-bootstrap draws (`kitti_pipeline.detect.compare`).
+The frame-level bootstrap draws (and, with several seeds, draws of the seeds) are the same for
+every run: each run's best and last checkpoints get intervals for precision, recall, AP@0.5, F1,
+AP@[.5:.95] and, with `label_2` files, KITTI's AP40 by level; the best checkpoints' differences
+in AP@0.5, F1, AP@[.5:.95] and KITTI moderate AP40 get theirs (`kitti_pipeline.detect.compare`).
 """
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
@@ -14,14 +16,13 @@ def main(argv=None):
     args, params = parse_stage(
         __doc__,
         argv,
-        transfer="the transfer run's matches JSON",
-        scratch="the scratch run's matches JSON",
+        matches="folder of <run>-s<seed>.json matches files",
         out="JSON: the comparison",
     )
-    cfg = params.detector.evaluate
+    det = params.detector
+    cfg = det.evaluate
     write_json(
-        args.out,
-        compare_detectors(args.transfer, args.scratch, cfg.conf_threshold, cfg.bootstrap),
+        args.out, compare_detectors(args.matches, det.seeds, cfg.conf_threshold, cfg.bootstrap)
     )
 
 

@@ -1,7 +1,8 @@
 """Stage `detection_pictures`: test frames with both runs' detections, transfer above scratch.
 
 Draws the `detector.evaluate.pictures` test frames holding the most ground-truth objects (the
-study's Figures 6 to 9), each run with its best checkpoint, ground truth in green dashes.
+study's Figures 6 to 9), each run of the first of `detector.seeds` with its best checkpoint,
+ground truth in green dashes.
 """
 
 import matplotlib.pyplot as plt
@@ -18,12 +19,12 @@ def main(argv=None):
         argv,
         frames="frames folder",
         split="split CSV",
-        models="folder holding <run>/best.pt",
+        models="folder holding <run>-s<seed>/best.pt",
         out="folder of PNGs to write",
     )
     det = params.detector
     device = resolve_device(det.train.device)
-    figures = draw_test_frames(args.models, args.frames, args.split, det, device)
+    figures = draw_test_frames(args.models, det.seeds[0], args.frames, args.split, det, device)
     with atomic_dir(args.out) as out:
         for stem, figure in figures.items():
             figure.savefig(out / f"{stem}.png", format="png", dpi=100)

@@ -22,6 +22,7 @@ def main(argv=None):
         argv,
         # Not `--run`: torchrun would take it for its own `--run-path`.
         run_name="transfer or scratch",
+        seed=(int, "seed of the run (an entry of detector.seeds)"),
         frames="frames folder (images/, labels/)",
         split="the crop split, read per frame",
         init=(str, "init .weights file (transfer only)", None),
@@ -34,7 +35,7 @@ def main(argv=None):
     det = params.detector
     world, device = init_world(det.train.device)
     inputs = (args.frames, args.split, args.init, args.init_info, args.checkpoints)
-    model, best, record = train_detector(args.run_name, *inputs, det, world, device)
+    model, best, record = train_detector(args.run_name, args.seed, *inputs, det, world, device)
     close_world(world)
     if world.main:
         save_best_and_last(args.model, model, best, Path(det.cfg).read_text(), record)

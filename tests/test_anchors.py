@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import yaml
 
 from kitti_pipeline.detect.anchors import (
     anchor_fit,
@@ -79,3 +80,30 @@ def test_the_command_fits_the_training_boxes_better_than_cocos_anchors(
     assert ours["mean_best_iou"] > cocos["mean_best_iou"]
     assert ours["best_possible_recall"] >= cocos["best_possible_recall"]
     assert cfg_anchors(out.read_text()).tolist() == ours["anchors"]
+
+
+@pytest.mark.parametrize("choice", ["cfg", "dataset"])
+def test_the_stage_writes_the_cfg_to_train_with_the_chosen_anchors(
+    stage, params_file, tmp_path, choice
+):
+    """`detector.anchors: cfg` trains from the cfg as it is; `dataset` from a copy holding the
+    k-means anchors of the training boxes, as `kitti-anchors` writes them."""
+    run_data_stages(stage, params_file, tmp_path)
+    raw = yaml.safe_load(params_file.read_text())
+    raw["detector"]["anchors"] = choice
+    params = tmp_path / "anchors.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    frames = ("--frames", tmp_path / "frames", "--split", tmp_path / "split.csv")
+    out, metrics = tmp_path / "detector.cfg", tmp_path / "anchors.json"
+    stage("detector_anchors", "--params", params, *frames, "--out", out, "--metrics", metrics)
+    report = json.loads(metrics.read_text())
+    cfg_text = (ROOT / raw["detector"]["cfg"]).read_text()
+    assert report["used"] == choice
+    main([str(a) for a in [*frames, "--out", tmp_path / "kitti.cfg", "--params", params]])
+    if choice == "cfg":
+        assert out.read_text() == cfg_text
+    else:
+        assert out.read_text() == (tmp_path / "kitti.cfg").read_text() != cfg_text
+        assert cfg_anchors(out.read_text()).tolist() == report["dataset_anchors"]["anchors"]
+    scales = scales_of(build_darknet(out, 1))
+    assert sum(len(s.anchors) for s in scales) == len(report["cfg_anchors"]["anchors"])

@@ -6,14 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from kitti_pipeline.core.bootstrap import frame_resamples
+from kitti_pipeline.core.bootstrap import frame_resamples, seed_resamples
 from kitti_pipeline.detect.compare import compare_detectors
 from kitti_pipeline.detect.metrics import (
     average_precision,
+    coco_ap,
+    coco_matches,
+    detection_summary,
     match,
     matches_to_dict,
     rank_matches,
     resampled_average_precision,
+    resampled_coco_ap,
     resampled_f1,
     resampled_thresholded,
     summary_f1,
@@ -68,6 +72,23 @@ def test_resampled_metrics_are_those_of_the_repeated_frames():
     assert resampled_f1(ranked, once, 0.4)[0] == pytest.approx(summary_f1(ranked, 0.4))
 
 
+def test_resampled_coco_ap_is_that_of_the_repeated_frames_with_the_cap():
+    """COCO's AP@[.5:.95] of each draw equals `coco_ap` (checked against pycocotools) on the
+    repeated frames; one frame holds 130 detections, so its 100-detection cap matters."""
+    detections, truths = random_frames(10, seed=4)
+    g = torch.Generator().manual_seed(5)
+    crowd = truths[3].repeat(44, 1)[:130] + torch.randn(130, 4, generator=g) * 4
+    detections[3] = torch.cat([crowd, torch.rand(130, 1, generator=g), torch.zeros(130, 1)], 1)
+    matches = coco_matches(detections, truths)
+    assert matches.hits.shape == (10, sum(min(len(d), 100) for d in detections))
+    draws = frame_resamples(10, 20, seed=6)
+    ap = resampled_coco_ap(matches, draws)
+    for k, draw in enumerate(draws):
+        assert ap[k] == pytest.approx(coco_ap(*drawn(detections, truths, draw)), abs=1e-12)
+    once = np.ones((1, 10), dtype=np.int64)
+    assert resampled_coco_ap(matches, once)[0] == coco_ap(detections, truths)
+
+
 def test_a_paired_comparison_resolves_a_gain_that_the_runs_own_intervals_do_not(tmp_path):
     """The transfer run finds what scratch finds, and one more car, which scratch misses, in 10
     of the 40 frames: a gain in every draw, while each run's interval spans the frames that are
@@ -86,22 +107,9 @@ def test_a_paired_comparison_resolves_a_gain_that_the_runs_own_intervals_do_not(
         better.append(torch.cat([dets, extra]) if frame % 4 == 0 else dets)
         truths.append(gts)
     stems = [f"{k:06d}" for k in range(40)]
-    paths = {}
     for run, dets in (("transfer", better), ("scratch", detections)):
-        ranked = rank_matches(dets, truths, 0.5)
-        paths[run] = tmp_path / f"{run}.json"
-        paths[run].write_text(
-            json.dumps(
-                {
-                    "stems": stems,
-                    "epoch": 20,
-                    "class": "Car",
-                    "AP50": matches_to_dict(ranked),
-                    "kitti_AP40_moderate": None,
-                }
-            )
-        )
-    out = compare_detectors(paths["transfer"], paths["scratch"], 0.25, 400)
+        write_matches(tmp_path / f"{run}-s0.json", stems, dets, truths)
+    out = compare_detectors(tmp_path, (0,), 0.25, 400)
     cell = out["transfer-scratch"]["AP50"]
     a, b = (rank_matches(d, truths, 0.5) for d in (better, detections))
     assert cell["difference"] == pytest.approx(
@@ -117,10 +125,88 @@ def test_a_paired_comparison_resolves_a_gain_that_the_runs_own_intervals_do_not(
     own = [np.quantile(resampled_average_precision(r, draws), (0.025, 0.975)) for r in (a, b)]
     assert own[0][0] < own[1][1]  # the runs' own intervals overlap
 
-    same = compare_detectors(paths["scratch"], paths["scratch"], 0.25, 100)["transfer-scratch"]
+    own = {run: out["arms"][run]["best"]["AP50"] for run in ("transfer", "scratch")}
+    assert own["transfer"]["low"] < own["scratch"]["high"]  # as the comparison reports them
+
+    (tmp_path / "transfer-s0.json").write_text((tmp_path / "scratch-s0.json").read_text())
+    same = compare_detectors(tmp_path, (0,), 0.25, 100)["transfer-scratch"]
     assert same["F1"] == {"difference": 0.0, "low": 0.0, "high": 0.0, "resolved": False}
-    other = json.loads(paths["scratch"].read_text())
+    other = json.loads((tmp_path / "scratch-s0.json").read_text())
     other["stems"][0] = "elsewhere"
-    (tmp_path / "other.json").write_text(json.dumps(other))
+    (tmp_path / "scratch-s0.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="hold other test frames"):
-        compare_detectors(paths["transfer"], tmp_path / "other.json", 0.25, 10)
+        compare_detectors(tmp_path, (0,), 0.25, 10)
+
+
+def write_matches(path, stems, detections, truths, last=None):
+    """A matches file as `evaluate_detector` writes it: both checkpoints, no `label_2`."""
+
+    def checkpoint(dets, epoch):
+        return {
+            "epoch": epoch,
+            "AP50": matches_to_dict(rank_matches(dets, truths, 0.5)),
+            "AP50_95": matches_to_dict(coco_matches(dets, truths)),
+            "kitti_AP40": None,
+        }
+
+    best = checkpoint(detections, 15)
+    path.write_text(
+        json.dumps(
+            {
+                "stems": stems,
+                "class": "Car",
+                "best": best,
+                "last": best if last is None else checkpoint(last, 20),
+            }
+        )
+    )
+
+
+def test_with_seeds_every_draw_resamples_frames_and_each_runs_seeds(tmp_path):
+    """Two seeds per run: a slow reference takes the same frame and seed draws, repeats the
+    drawn frames, scores each drawn seed's detections on them and averages over the drawn
+    seeds; every interval equals its quantiles, and every value is the mean over seeds."""
+    frames, seeds, resamples = 12, (3, 8), 40
+    base, truths = random_frames(frames, seed=0)
+    stems = [f"{f:06d}" for f in range(frames)]
+    runs = {}
+    for k, key in enumerate((r, s) for r in ("transfer", "scratch") for s in seeds):
+        g = torch.Generator().manual_seed(100 + k)
+        # Each run and seed keeps a random part of the boxes and scores them its own way.
+        runs[key] = [d[torch.rand(len(d), generator=g) < 0.8] for d in base]
+        for d in runs[key]:
+            d[:, 4] = torch.rand(len(d), generator=g)
+        write_matches(tmp_path / f"{key[0]}-s{key[1]}.json", stems, runs[key], truths)
+    out = compare_detectors(tmp_path, seeds, 0.25, resamples)
+
+    def scores(dets, gts):
+        summary = detection_summary(dets, gts, 0.25)
+        return {"AP50": summary["AP50"], "F1": summary["F1"], "AP50_95": coco_ap(dets, gts)}
+
+    draws = frame_resamples(frames, resamples)
+    picks = seed_resamples(("transfer", "scratch"), len(seeds), resamples)
+    reference = {run: {m: [] for m in ("AP50", "F1", "AP50_95")} for run in ("transfer", "scratch")}
+    for r, draw in enumerate(draws):
+        for run in ("transfer", "scratch"):
+            drawn_seeds = [
+                scores(*drawn(runs[run, seeds[i]], truths, draw)) for i in picks[run][:, r]
+            ]
+            for metric, values in reference[run].items():
+                values.append(np.mean([v[metric] for v in drawn_seeds]))
+    for run in ("transfer", "scratch"):
+        full = [scores(runs[run, s], truths) for s in seeds]
+        for metric, values in reference[run].items():
+            cell = out["arms"][run]["best"][metric]
+            assert cell["value"] == pytest.approx(np.mean([f[metric] for f in full]), abs=1e-12)
+            low, high = np.quantile(values, (0.025, 0.975))
+            assert (cell["low"], cell["high"]) == pytest.approx((low, high), abs=1e-12), metric
+    for metric in ("AP50", "F1", "AP50_95"):
+        gap = np.subtract(reference["transfer"][metric], reference["scratch"][metric])
+        cell = out["transfer-scratch"][metric]
+        assert (cell["low"], cell["high"]) == pytest.approx(
+            tuple(np.quantile(gap, (0.025, 0.975))), abs=1e-12
+        ), metric
+    assert out["seeds"] == [3, 8] and out["epochs"]["scratch"] == {
+        "best": [15, 15],
+        "last": [15, 15],
+    }

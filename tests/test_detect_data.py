@@ -22,6 +22,45 @@ def test_letterbox_a_kitti_frame_by_hand():
     assert back[0].tolist() == pytest.approx([100.0, 50.0, 300.0, 150.0], abs=1e-3)
 
 
+def test_letterbox_a_kitti_frame_to_a_rectangle_by_hand():
+    image = torch.zeros(3, 375, 1242, dtype=torch.uint8)
+    # The second car is 25 px tall, KITTI's moderate limit.
+    boxes = torch.tensor([[100.0, 50.0, 300.0, 150.0], [600.0, 200.0, 640.0, 225.0]])
+    out, moved, (sx, sy, left, top) = letterbox(image, boxes, (736, 224))
+    # min(736 / 1242, 224 / 375) = 736 / 1242: all 736 columns, 375 * 736 / 1242 = 222.2 -> 222
+    # rows, padded (224 - 222) // 2 = 1 above and 1 below.
+    assert out.shape == (3, 224, 736)
+    assert (sx, sy, left, top) == (736 / 1242, 222 / 375, 0.0, 1.0)
+    assert (out[:, :1] == 114).all() and (out[:, 223:] == 114).all()
+    assert float(moved[1, 3] - moved[1, 1]) == pytest.approx(25 * 222 / 375)  # 14.8 px
+    _, square, _ = letterbox(image, boxes, 416)
+    assert float(square[1, 3] - square[1, 1]) == pytest.approx(25 * 126 / 375)  # 8.4 px
+    back = unletterbox(moved, (sx, sy, left, top), 1242, 375)
+    assert back.tolist() == pytest.approx(boxes.tolist(), abs=1e-3)
+
+
+def test_letterbox_a_tall_frame_to_a_wide_rectangle_pads_the_sides():
+    image = torch.zeros(3, 300, 200, dtype=torch.uint8)
+    boxes = torch.tensor([[10.0, 20.0, 190.0, 280.0]])
+    out, moved, (sx, sy, left, top) = letterbox(image, boxes, (256, 128))
+    # min(256 / 200, 128 / 300) = 128 / 300: 300 -> 128 rows, 200 * 128 / 300 = 85.3 -> 85
+    # columns, padded (256 - 85) // 2 = 85 on the left, 86 on the right.
+    assert out.shape == (3, 128, 256)
+    assert (sx, sy, left, top) == (85 / 200, 128 / 300, 85.0, 0.0)
+    assert (out[:, :, :85] == 114).all() and (out[:, :, 85 + 85 :] == 114).all()
+    back = unletterbox(moved, (sx, sy, left, top), 200, 300)
+    assert back.tolist() == pytest.approx(boxes.tolist(), abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("size", "message"),
+    [((736, 100), "multiple of 32"), ((736, 224, 3), r"a side or \[width, height\]")],
+)
+def test_a_rectangle_must_be_two_multiples_of_32(size, message):
+    with pytest.raises(ValueError, match=message):
+        letterbox(torch.zeros(3, 10, 10, dtype=torch.uint8), torch.zeros(0, 4), size)
+
+
 def test_size_must_be_a_multiple_of_32():
     with pytest.raises(ValueError, match="multiple of 32"):
         letterbox(torch.zeros(3, 10, 10, dtype=torch.uint8), torch.zeros(0, 4), 100)

@@ -34,6 +34,14 @@ def test_flip_batch_mirrors_boxes_with_the_pixels():
     assert (flipped[0, :, 4:8, 22:30] == 255).all() and flipped[0].sum() == images[0].sum()
 
 
+def test_flip_batch_mirrors_across_the_width_of_a_rectangle():
+    images = torch.zeros(1, 3, 32, 96, dtype=torch.uint8)
+    images[:, :, 4:8, 2:10] = 255
+    flipped, boxes = flip_batch(images, [torch.tensor([[0.0, 2, 4, 10, 8]])], torch.tensor([True]))
+    assert boxes[0].tolist() == [[0.0, 86, 4, 94, 8]]
+    assert (flipped[0, :, 4:8, 86:94] == 255).all()
+
+
 @pytest.mark.slow
 def test_small_detector_learns_a_few_frames(stage, params_file, tmp_path):
     """Overfitting four synthetic frames must give a high AP in eval mode: this exercises data,

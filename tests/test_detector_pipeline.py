@@ -9,7 +9,14 @@ import yaml
 from PIL import Image
 
 from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.core.params import load_params
+from kitti_pipeline.data.boxes import clip, denormalise
+from kitti_pipeline.data.labels import read_yolo_labels
 from kitti_pipeline.detect.darknet import build_darknet, write_weights
+from kitti_pipeline.detect.data import load_split
+from kitti_pipeline.detect.model_files import load_detector
+from kitti_pipeline.detect.predict import detect_frames, read_image
+from kitti_pipeline.detect.predict import main as detect_main
 
 from .conftest import ROOT, run_data_stages
 
@@ -29,13 +36,21 @@ def initialise(stage, params, out):
     )
 
 
-def train(stage, params, out, run):
+def train(stage, params, out, run, seed=0):
+    name = f"{run}-s{seed}"
+    cfg = out / "detector.cfg"  # the detector_anchors stage's, when the test ran it
+    if not cfg.exists():
+        cfg = ROOT / yaml.safe_load(params.read_text())["detector"]["cfg"]
     stage(
         "train_detector",
         "--params",
         params,
         "--run-name",
         run,
+        "--seed",
+        seed,
+        "--cfg",
+        cfg,
         "--frames",
         out / "frames",
         "--split",
@@ -47,17 +62,18 @@ def train(stage, params, out, run):
             else ()
         ),
         "--checkpoints",
-        out / f"checkpoints/{run}",
+        out / f"checkpoints/{name}",
         "--model",
-        out / f"models/{run}",
+        out / f"models/{name}",
         "--provenance",
-        out / f"models/{run}.json",
+        out / f"models/{name}.json",
         "--history",
-        out / f"history/{run}.csv",
+        out / f"history/{name}.csv",
     )
 
 
-def evaluate(stage, params, out, run):
+def evaluate(stage, params, out, run, seed=0):
+    run = f"{run}-s{seed}"
     stage(
         "evaluate_detector",
         "--params",
@@ -88,10 +104,22 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
     assert info["sha256"] == hashlib.sha256((out / "init.weights").read_bytes()).hexdigest()
     assert 0 <= info["held_out_mAP50"] <= 1
 
+    raw = yaml.safe_load(params_file.read_text())
+    raw["detector"]["seeds"] = [0, 1]
+    params = out / "two_seeds.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    stage(
+        "detector_anchors",
+        *("--params", params, "--frames", out / "frames", "--split", out / "split.csv"),
+        *("--out", out / "detector.cfg", "--metrics", out / "anchors.json"),
+    )
+    assert (out / "detector.cfg").read_text() == (ROOT / raw["detector"]["cfg"]).read_text()
     capsys.readouterr()
+    names = [f"{run}-s{seed}" for run in RUNS for seed in (0, 1)]
     for run in RUNS:
-        train(stage, params_file, out, run)
-        evaluate(stage, params_file, out, run)
+        for seed in (0, 1):
+            train(stage, params, out, run, seed)
+            evaluate(stage, params, out, run, seed)
     assert "transfer: loaded 11 convolutions" in capsys.readouterr().out
 
     split = read_csv(out / "split.csv")
@@ -102,7 +130,7 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
         for stem in test_frames
         for line in (out / "frames/labels" / f"{stem}.txt").read_text().splitlines()
     )
-    for run in RUNS:
+    for run in names:
         history = read_csv(out / f"history/{run}.csv")
         assert [int(r["epoch"]) for r in history] == [1, 2]  # eval_every 1, epochs 2
         assert {"train_total", "val_loss", "precision", "recall", "AP50", "F1"} <= set(history[0])
@@ -121,6 +149,7 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
             assert torch.equal(models["last"]["state_dict"][name], state["model"][name]), name
         provenance = json.loads((out / f"models/{run}.json").read_text())
         assert (provenance["best_epoch"], provenance["last_epoch"]) == (int(best_epoch), 2)
+        assert f"{provenance['run']}-s{provenance['seed']}" == run
         assert "code_version" in provenance and "code_version" not in models["best"]
         metrics = json.loads((out / f"metrics/{run}.json").read_text())
         assert metrics["test_frames"] == len(test_frames)
@@ -131,61 +160,73 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
         assert all(0 <= car[k] <= 1 for k in ("precision", "recall", "AP50", "F1", "AP50_95"))
         pr = read_csv(out / f"pr/{run}.csv")
         assert len(pr) == 101 and float(pr[0]["recall"]) == 0 and float(pr[-1]["recall"]) == 1
-        best = metrics["best"]["Car"]
-        for key, value in (("AP50", best["AP50"]), ("F1", best["F1"])):
-            assert best["ci95"][key]["low"] <= value <= best["ci95"][key]["high"], key
-        assert set(best["ci95"]) == {"precision", "recall", "AP50", "F1"} | {
-            f"kitti_AP40_{level}" for level in ("easy", "moderate", "hard")
-        }
+        for checkpoint in ("best", "last"):
+            figures = metrics[checkpoint]["Car"]
+            for key in ("AP50", "F1", "AP50_95"):
+                ci = figures["ci95"][key]
+                assert ci["low"] <= figures[key] <= ci["high"], (checkpoint, key)
+            assert set(figures["ci95"]) == {"precision", "recall", "AP50", "F1", "AP50_95"} | {
+                f"kitti_AP40_{level}" for level in ("easy", "moderate", "hard")
+            }
         matches = json.loads((out / f"matches/{run}.json").read_text())
-        assert matches["stems"] == test_frames and matches["epoch"] == metrics["best"]["epoch"]
-        assert sum(matches["AP50"]["truths"]) == cars
+        assert matches["stems"] == test_frames
+        assert matches["best"]["epoch"] == metrics["best"]["epoch"]
+        assert sum(matches["best"]["AP50"]["truths"]) == cars
+        assert len(matches["last"]["AP50_95"]["hits"]) == 10  # COCO's thresholds
+    # A seed draws its own weights: the scratch runs of seeds 0 and 1 differ.
+    first, second = (
+        torch.load(out / f"models/scratch-s{seed}/last.pt", weights_only=True)["state_dict"]
+        for seed in (0, 1)
+    )
+    assert not all(torch.equal(first[k], second[k]) for k in first)
 
     stage(
         "compare_detectors",
-        *("--params", params_file, "--transfer", out / "matches/transfer.json"),
-        *("--scratch", out / "matches/scratch.json", "--out", out / "comparison.json"),
+        *("--params", params, "--matches", out / "matches", "--out", out / "comparison.json"),
     )
-    comparison = json.loads((out / "comparison.json").read_text())["transfer-scratch"]
-    runs = {r: json.loads((out / f"metrics/{r}.json").read_text())["best"]["Car"] for r in RUNS}
-    assert comparison["AP50"]["difference"] == pytest.approx(
-        runs["transfer"]["AP50"] - runs["scratch"]["AP50"]
-    )
-    assert comparison["kitti_AP40_moderate"]["difference"] == pytest.approx(
-        runs["transfer"]["kitti_AP40"]["moderate"] - runs["scratch"]["kitti_AP40"]["moderate"]
+    comparison = json.loads((out / "comparison.json").read_text())
+    runs = {r: json.loads((out / f"metrics/{r}.json").read_text()) for r in names}
+
+    def mean(run, checkpoint, get):
+        return sum(get(runs[f"{run}-s{s}"][checkpoint]["Car"]) for s in (0, 1)) / 2
+
+    for run in RUNS:
+        for checkpoint in ("best", "last"):
+            arm = comparison["arms"][run][checkpoint]
+            for key in ("precision", "recall", "AP50", "F1", "AP50_95"):
+                expected = mean(run, checkpoint, lambda m, key=key: m[key])
+                assert arm[key]["value"] == pytest.approx(expected, abs=1e-12), (run, key)
+            moderate = mean(run, checkpoint, lambda m: m["kitti_AP40"]["moderate"])
+            assert arm["kitti_AP40_moderate"]["value"] == pytest.approx(moderate, abs=1e-12)
+    cells = comparison["transfer-scratch"]
+    assert set(cells) == {"AP50", "F1", "AP50_95", "kitti_AP40_moderate"}
+    assert cells["AP50"]["difference"] == pytest.approx(
+        mean("transfer", "best", lambda m: m["AP50"]) - mean("scratch", "best", lambda m: m["AP50"])
     )
 
     (out / "metrics/extra.json").write_text("{}")  # the report reads only the runs it names
     stage(
         "detector_report",
-        "--params",
-        params_file,
-        "--runs",
-        out / "metrics",
-        "--comparison",
-        out / "comparison.json",
-        "--table",
-        out / "t.md",
+        *("--params", params, "--runs", out / "metrics"),
+        *("--comparison", out / "comparison.json", "--histories", out / "history"),
+        *("--pr", out / "pr", "--summary", out / "summary.json", "--table", out / "t.md"),
+        *("--val-ap", out / "val_ap.csv", "--curves", out / "curves.csv"),
     )
     table = (out / "t.md").read_text()
-    assert "| Yes | best |" in table and "| No | last | 2 |" in table
+    assert "| Yes | best |" in table and "| No | last | 2, 2 |" in table
+    assert " ± " in table  # two seeds: mean ± std
     assert "### Transfer against scratch" in table and "| KITTI AP40, moderate |" in table
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scratch"]["last"]["seeds"] == 2 and "AP50_std" in summary["scratch"]["last"]
+    val_ap = read_csv(out / "val_ap.csv")
+    assert sorted({r["run"] for r in val_ap}) == sorted(names) and len(val_ap) == 4 * 2
+    curves = read_csv(out / "curves.csv")
+    assert len(curves) == 4 * 101 and curves[0].keys() == {"run", "recall", "precision"}
 
-    (out / "all_models").mkdir()
-    for run in RUNS:
-        (out / "all_models" / run).symlink_to(out / "models" / run)
     stage(
         "detection_pictures",
-        "--params",
-        params_file,
-        "--frames",
-        out / "frames",
-        "--split",
-        out / "split.csv",
-        "--models",
-        out / "all_models",
-        "--out",
-        out / "pictures",
+        *("--params", params, "--frames", out / "frames", "--split", out / "split.csv"),
+        *("--models", out / "models", "--out", out / "pictures"),
     )
     pictures = sorted((out / "pictures").iterdir())
     assert len(pictures) == 2 and all(p.suffix == ".png" for p in pictures)
@@ -194,11 +235,11 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
         assert picture.height > picture.width / 1242 * 375 * 2 * 0.9  # two panels
 
     # A rerun with nothing changed resumes from the finished run and trains nothing more.
-    model = torch.load(out / "models/scratch/last.pt", weights_only=True)
+    model = torch.load(out / "models/scratch-s0/last.pt", weights_only=True)
     capsys.readouterr()
-    train(stage, params_file, out, "scratch")
-    assert "scratch: resuming after epoch 2" in capsys.readouterr().out
-    again = torch.load(out / "models/scratch/last.pt", weights_only=True)
+    train(stage, params, out, "scratch")
+    assert "scratch-s0: resuming after epoch 2" in capsys.readouterr().out
+    again = torch.load(out / "models/scratch-s0/last.pt", weights_only=True)
     assert all(torch.equal(v, again["state_dict"][k]) for k, v in model["state_dict"].items())
 
 
@@ -261,8 +302,8 @@ def test_new_post_processing_redoes_the_val_history_of_a_finished_run(
     raw["detector"]["train"].update(epochs=3, keep_checkpoints=True)
     params_file.write_text(yaml.safe_dump(raw))
     train(stage, params_file, tmp_path, "scratch")
-    old = read_csv(tmp_path / "history/scratch.csv")
-    names = sorted(p.name for p in (tmp_path / "checkpoints/scratch").iterdir())
+    old = read_csv(tmp_path / "history/scratch-s0.csv")
+    names = sorted(p.name for p in (tmp_path / "checkpoints/scratch-s0").iterdir())
     assert names == ["epoch_0001.pt", "epoch_0002.pt", "epoch_0003.pt", "state.pt"]
 
     raw["detector"]["evaluate"].update(conf_threshold=0.002, nms_iou=0.3)
@@ -271,7 +312,7 @@ def test_new_post_processing_redoes_the_val_history_of_a_finished_run(
     train(stage, params_file, tmp_path, "scratch")
     out = capsys.readouterr().out
     assert "resuming after epoch 3" in out and "3 evaluations redone" in out
-    redone = read_csv(tmp_path / "history/scratch.csv")
+    redone = read_csv(tmp_path / "history/scratch-s0.csv")
     assert redone != old
     assert [r["train_total"] for r in redone] == [r["train_total"] for r in old]
 
@@ -281,9 +322,9 @@ def test_new_post_processing_redoes_the_val_history_of_a_finished_run(
         (fresh / name).parent.mkdir(parents=True, exist_ok=True)
         (fresh / name).symlink_to(tmp_path / name)
     train(stage, params_file, fresh, "scratch")
-    assert read_csv(fresh / "history/scratch.csv") == redone
-    model = torch.load(tmp_path / "models/scratch/best.pt", weights_only=True)
-    again = torch.load(fresh / "models/scratch/best.pt", weights_only=True)
+    assert read_csv(fresh / "history/scratch-s0.csv") == redone
+    model = torch.load(tmp_path / "models/scratch-s0/best.pt", weights_only=True)
+    again = torch.load(fresh / "models/scratch-s0/best.pt", weights_only=True)
     assert model["epoch"] == again["epoch"] and model["val"] == again["val"]
 
 
@@ -294,7 +335,7 @@ def test_new_post_processing_without_kept_weights_trains_the_run_anew(
     run is moved aside, not resumed, and trains again under the new post-processing."""
     run_data_stages(stage, params_file, tmp_path)
     train(stage, params_file, tmp_path, "scratch")
-    first = read_csv(tmp_path / "history/scratch.csv")
+    first = read_csv(tmp_path / "history/scratch-s0.csv")
     raw = yaml.safe_load(params_file.read_text())
     raw["detector"]["evaluate"].update(conf_threshold=0.002, nms_iou=0.3)
     params_file.write_text(yaml.safe_dump(raw))
@@ -304,8 +345,8 @@ def test_new_post_processing_without_kept_weights_trains_the_run_anew(
     assert "cannot be redone without every evaluated epoch's weights" in out
     assert "resuming" not in out.replace("not resumed", "")
     stale = [p.name for p in (tmp_path / "checkpoints").iterdir() if ".stale-" in p.name]
-    assert len(stale) == 1 and stale[0].startswith("scratch.stale-")
-    again = read_csv(tmp_path / "history/scratch.csv")
+    assert len(stale) == 1 and stale[0].startswith("scratch-s0.stale-")
+    again = read_csv(tmp_path / "history/scratch-s0.csv")
     # Trained anew: the same weights (same seed), so the same losses; val metrics of the new params.
     assert [r["train_total"] for r in again] == [r["train_total"] for r in first]
     assert again != first
@@ -325,3 +366,53 @@ def test_a_change_of_frames_is_not_resumed_even_under_the_same_paths(
     train(stage, params_file, tmp_path, "scratch")
     out = capsys.readouterr().out
     assert "(differing: frames)" in out and "resuming" not in out.replace("not resumed", "")
+
+
+def test_a_rectangular_input_trains_evaluates_draws_and_detects(stage, params_file, tmp_path):
+    """`img_size: [width, height]`: frames keep their aspect in a 192x64 letterbox, boxes come
+    back to frame pixels, and every detector stage and `kitti-detect` work at that shape."""
+    out = tmp_path
+    run_data_stages(stage, params_file, out)
+    raw = yaml.safe_load(params_file.read_text())
+    raw["detector"]["img_size"] = [192, 64]
+    params = out / "rectangle.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    det = load_params(params).detector
+
+    test = load_split(out / "frames", out / "split.csv", "test", det.classes, det.img_size)
+    assert test.images.shape[1:] == (3, 64, 192)
+    # 1242x375 -> min(192 / 1242, 64 / 375) = 192 / 1242: 192 x 58 rows, 3 rows of padding above.
+    assert test.letterboxes[0] == (192 / 1242, 58 / 375, 0.0, 3.0)
+    for i, stem in enumerate(test.stems):
+        labels = read_yolo_labels(out / "frames/labels" / f"{stem}.txt", 3, 0.01)
+        cars = [denormalise(x.cx, x.cy, x.w, x.h, 1242, 375) for x in labels if x.class_id == 0]
+        target = test.targets[i]
+        back = test.to_frame(i, target[target[:, 0] >= 0, 1:])
+        assert back.tolist() == pytest.approx([clip(c, 1242, 375) for c in cars], abs=0.01)
+
+    initialise(stage, params, out)
+    for run in RUNS:
+        train(stage, params, out, run)
+        evaluate(stage, params, out, run)
+        model, info = load_detector(out / f"models/{run}-s0/best.pt")
+        assert tuple(info["img_size"]) == (192, 64)
+        metrics = json.loads((out / f"metrics/{run}-s0.json").read_text())
+        assert metrics["test_frames"] == len(test.stems)
+        assert 0 <= metrics["best"]["Car"]["AP50"] <= 1
+    stage(
+        "detection_pictures",
+        *("--params", params, "--frames", out / "frames", "--split", out / "split.csv"),
+        *("--models", out / "models", "--out", out / "pictures"),
+    )
+    assert len(list((out / "pictures").glob("*.png"))) == 2
+
+    frame = next((out / "frames/images").glob(f"{test.stems[0]}.*"))
+    detect_main(
+        [str(frame), "--model", str(out / "models/transfer-s0/best.pt")]
+        + ["--out", str(out / "detected"), "--conf", "0.01"]
+    )
+    rows = read_csv(out / "detected/detections.csv")
+    expected = detect_frames(model, [read_image(frame)], (192, 64), 0.01, 0.45)[0]
+    assert len(rows) == len(expected)
+    assert all(0 <= float(r["x1"]) <= float(r["x2"]) <= 1242 for r in rows)
+    assert all(0 <= float(r["y1"]) <= float(r["y2"]) <= 375 for r in rows)

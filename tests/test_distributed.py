@@ -91,7 +91,9 @@ def test_two_process_detector_training_writes_one_set_of_outputs(stage, params_f
     initialise(stage, params_file, tmp_path)
     printed = torchrun(
         "train_detector.py",
-        *("--params", params_file, "--run-name", "transfer", "--frames", tmp_path / "frames"),
+        *("--params", params_file, "--run-name", "transfer", "--seed", 0),
+        *("--cfg", ROOT / "cfg/yolov3-tiny-small.cfg"),
+        *("--frames", tmp_path / "frames"),
         *("--split", tmp_path / "split.csv", "--init", tmp_path / "init.weights"),
         *("--init-info", tmp_path / "init.json", "--checkpoints", tmp_path / "ckpt"),
         *("--model", tmp_path / "model", "--provenance", tmp_path / "model.json"),

@@ -61,6 +61,15 @@ def test_wrong_type_is_named(tmp_path, raw, section, key, value, message):
         load_params(write(tmp_path, raw))
 
 
+def test_the_detector_input_is_a_side_or_width_and_height(tmp_path, raw):
+    raw["detector"]["img_size"] = [736, 224]
+    assert load_params(write(tmp_path, raw)).detector.img_size == (736, 224)
+    for bad in ([736], [736, 224, 3], "big", [736.5, 224]):
+        raw["detector"]["img_size"] = bad
+        with pytest.raises(ParamsError, match=r"'detector\.img_size' must be int or list of 2"):
+            load_params(write(tmp_path, raw))
+
+
 def test_int_is_accepted_for_float(tmp_path, raw):
     raw["crop"]["min_box_size"] = 12
     assert load_params(write(tmp_path, raw)).crop.min_box_size == 12.0

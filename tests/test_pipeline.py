@@ -94,10 +94,10 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
             for a in ("mobilenet_v2", "resnet18")
             for r in ("finetune", "frozen", "scratch")
         ),
-        "checkpoints/detector/scratch",
-        "checkpoints/detector/transfer",
+        "checkpoints/detector/scratch-s0",
+        "checkpoints/detector/transfer-s0",
     ]
-    assert [p.name for p in (repo / "checkpoints/detector/transfer").iterdir()] == ["state.pt"]
+    assert [p.name for p in (repo / "checkpoints/detector/transfer-s0").iterdir()] == ["state.pt"]
     assert "checkpoints" not in run("git", "status", "--porcelain", "--untracked-files=all")
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
     outs = [out["path"] for stage in lock.values() for out in stage.get("outs", [])]
@@ -110,8 +110,9 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     metrics = workspace["data"]
     expected = {"metrics/dataset.json", "metrics/classifier_summary.json"}
     expected |= {"metrics/classifier_comparisons.json", "metrics/detector_comparison.json"}
+    expected |= {"metrics/detector_summary.json"}
     expected |= {f"metrics/init/{a}.json" for a in ("resnet18", "mobilenet_v2")}
-    expected |= {f"metrics/detector/{r}.json" for r in ("init", "transfer", "scratch")}
+    expected |= {f"metrics/detector/{r}.json" for r in ("init", "transfer-s0", "scratch-s0")}
     expected |= {
         f"metrics/classifier/{a}-{r}-s0.json"
         for a in ("resnet18", "mobilenet_v2")
@@ -127,7 +128,7 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
             assert 0 <= run_metrics["mCA"] <= 1
             assert summary[arch][regime]["mCA"] == run_metrics["mCA"]
     for run_name in ("transfer", "scratch"):
-        detector = metrics[f"metrics/detector/{run_name}.json"]["data"]
+        detector = metrics[f"metrics/detector/{run_name}-s0.json"]["data"]
         assert 0 <= detector["best"]["Car"]["AP50"] <= 1 and detector["last"]["epoch"] == 2
     assert len(list((repo / "plots/detector/pictures").glob("*.png"))) == 2
     assert (repo / "reports/detector_table.md").read_text().count("| Yes |") == 4
@@ -182,6 +183,10 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
         "detection_pictures",
         "report",
     }
+    plots = json.loads(run(dvc_bin, "plots", "diff", "--json"))["data"]
+    for name in ("detector_val_ap", "detector_precision_recall"):
+        overlay = json.dumps(plots[name])  # one line per run and seed
+        assert '"run": "transfer-s0"' in overlay and '"run": "scratch-s0"' in overlay, name
 
     # New starting weights retrain the transfer arms only: scratch reads none.
     for knob, expected in (
@@ -204,6 +209,6 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     run("git", "clone", "-q", str(repo), str(tmp_path / "clone"), cwd=tmp_path)
     clone = tmp_path / "clone"
     run(dvc_bin, "pull", cwd=clone)
-    for path in ("models/detector/transfer/best.pt", "data/split.csv", "reports/REPORT.html"):
+    for path in ("models/detector/transfer-s0/best.pt", "data/split.csv", "reports/REPORT.html"):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
     assert "up to date" in run(dvc_bin, "repro", cwd=clone)

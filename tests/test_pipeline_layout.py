@@ -16,7 +16,10 @@ def test_the_stages_run_every_arm_of_the_study():
     assert STAGES["evaluate_classifier"]["matrix"]["regime"] == list(REGIMES)
     assert STAGES["evaluate_detector"]["matrix"]["run"] == list(DETECTOR_RUNS)
     for run in DETECTOR_RUNS:
-        assert f"--run-name {run} " in STAGES[f"train_detector_{run}"]["cmd"]
+        stage = STAGES[f"train_detector_{run}"]
+        assert f"--run-name {run} --seed ${{item.seed}} " in stage["cmd"]
+        assert stage["matrix"] == {"seed": "${detector.seeds}"}
+    assert STAGES["evaluate_detector"]["matrix"]["seed"] == "${detector.seeds}"
 
 
 def test_scratch_runs_depend_on_no_starting_weights():

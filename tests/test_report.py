@@ -115,30 +115,33 @@ def test_comparison_findings_follow_the_intervals():
 
 
 def test_the_detector_comparison_table_by_hand():
-    def best(ap, f1, moderate, width):
-        ci = {"low": ap - width, "high": ap + width}
+    def arm(ap, f1, width):
         return {
             "best": {
-                "Car": {
-                    "AP50": ap,
-                    "F1": f1,
-                    "kitti_AP40": {"moderate": moderate},
-                    "ci95": {"AP50": ci, "F1": ci, "kitti_AP40_moderate": ci},
-                }
+                "AP50": {"value": ap, "low": ap - width, "high": ap + width},
+                "F1": {"value": f1, "low": f1 - width, "high": f1 + width},
             }
         }
 
-    runs = {"transfer": best(0.541, 0.545, 0.08, 0.05), "scratch": best(0.44, 0.511, 0.049, 0.06)}
     cell = {"difference": 0.101, "low": 0.02, "high": 0.18, "resolved": True}
     comparison = {
         "resamples": 1000,
+        "seeds": [0],
         "test_frames": 60,
+        "arms": {"transfer": arm(0.541, 0.545, 0.05), "scratch": arm(0.44, 0.511, 0.06)},
         "transfer-scratch": {"AP50": cell, "F1": {**cell, "low": -0.01, "resolved": False}},
     }
-    lines = detector_comparison_table(runs, comparison, "Car").splitlines()
+    lines = detector_comparison_table(comparison).splitlines()
+    assert lines[0].endswith("bootstrap draws of the 60 test frames (seed 0)")
     assert lines[4] == (
         "| AP@0.5 | 0.541 [0.491, 0.591] | 0.440 [0.380, 0.500] | +0.101 [+0.020, +0.180] "
         "| transfer ahead |"
     )
     assert lines[5].endswith("| not resolved (the interval holds 0) |")
-    assert len(lines) == 6  # no KITTI row without label_2 files
+    assert len(lines) == 6  # no COCO or KITTI row where the comparison has none
+    comparison["seeds"] = [0, 1]
+    assert (
+        detector_comparison_table(comparison)
+        .splitlines()[0]
+        .endswith("of the 60 test frames and seeds")
+    )

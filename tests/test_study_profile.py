@@ -151,10 +151,10 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
         init = json.loads((repo / "metrics/detector/init.json").read_text())
         assert init["file_classes"] == 80 and init["sha256"] == DARKNET_SHA256
         for run_name in ("transfer", "scratch"):
-            model, info = load_detector(repo / f"models/detector/{run_name}/best.pt")
+            model, info = load_detector(repo / f"models/detector/{run_name}-s0/best.pt")
             assert info["img_size"] == 416 and info["classes"] == ["Car"]
             assert sum(p.numel() for p in model.parameters()) == 61_523_734
-            metrics = json.loads((repo / f"metrics/detector/{run_name}.json").read_text())
+            metrics = json.loads((repo / f"metrics/detector/{run_name}-s0.json").read_text())
             assert 0 <= metrics["best"]["Car"]["AP50"] <= 1
             assert set(metrics["best"]["Car"]["kitti_AP40"]) == {"easy", "moderate", "hard"}
         assert "profile `study" in (repo / "reports/REPORT.md").read_text()

@@ -25,7 +25,9 @@ from kitti_pipeline.core.bootstrap import (
     BOOTSTRAP_SEED,
     difference_cell,
     frame_resamples,
+    mean_over_drawn,
     percentile_interval,
+    seed_resamples,
 )
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import REGIMES
@@ -79,13 +81,11 @@ def arm_sampler(
         cms = resampled_confusions(y_true, y_pred, frames, draws, len(classes))
         drawn[run] = table_scores(cms, classes)
         full[run] = table_scores(confusion_matrix(y_true, y_pred, len(classes))[None], classes)
-    rng = np.random.default_rng(seed + 1)
-    arms = sorted({run[:2] for run in predictions})
-    picks = {arm: rng.integers(0, len(seeds), (len(seeds), resamples)) for arm in arms}
+    picks = seed_resamples({run[:2] for run in predictions}, len(seeds), resamples, seed)
 
     def arm_values(arm: tuple[str, str], column: str) -> tuple[np.ndarray, float]:
         per_seed = np.stack([drawn[(*arm, s)][column] for s in seeds])  # (S, R)
-        in_draw = per_seed[picks[arm], np.arange(resamples)].mean(0)
+        in_draw = mean_over_drawn(per_seed, picks[arm])
         return in_draw, float(np.mean([full[(*arm, s)][column][0] for s in seeds]))
 
     return arm_values

@@ -44,3 +44,19 @@ def difference_cell(difference: float, draws: np.ndarray) -> dict:
         "high": high,
         "resolved": bool(low > 0 or high < 0),
     }
+
+
+def seed_resamples(arms, seeds: int, resamples: int, seed: int = BOOTSTRAP_SEED) -> dict:
+    """The seeds each arm takes in each draw, with replacement and apart for each arm:
+    arm -> (seeds, resamples) indices into its seeds, the arms drawn in sorted order.
+
+    An arm's value in a draw is then the mean over its drawn seeds (`mean_over_drawn`), and
+    its interval holds the training noise between seeds as well as the test frames'.
+    """
+    rng = np.random.default_rng(seed + 1)
+    return {arm: rng.integers(0, seeds, (seeds, resamples)) for arm in sorted(arms)}
+
+
+def mean_over_drawn(per_seed: np.ndarray, picks: np.ndarray) -> np.ndarray:
+    """Each draw's mean over its drawn seeds: values (S, R) per seed and draw -> (R,)."""
+    return per_seed[picks, np.arange(per_seed.shape[1])].mean(0)

@@ -176,7 +176,6 @@ class DetectorTrainParams:
     colour: float
     box_loss: Literal["mse", "giou"]
     ignore_iou: float
-    seed: int
     device: Literal["auto", "cpu", "cuda"]
     amp: bool
     compile: bool
@@ -194,12 +193,14 @@ class DetectorEvalParams:
 
 @dataclass(frozen=True)
 class DetectorParams:
-    """The detector study: YOLOv3 from a Darknet cfg, one run per entry of `DETECTOR_RUNS`.
+    """The detector study: YOLOv3 from a Darknet cfg, a DVC matrix over `DETECTOR_RUNS` x
+    `seeds` (each seed draws the prediction convs, or every layer for scratch, and the batches).
 
     `classes` are the classes of `data.classes` the detector learns (the study: Car only).
     """
 
     classes: tuple[str, ...]
+    seeds: tuple[int, ...]
     cfg: str
     img_size: int
     init: DetectorInitParams

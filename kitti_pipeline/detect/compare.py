@@ -1,11 +1,15 @@
-"""The detector study's comparison, transfer - scratch, with a paired frame-level interval.
+"""The detector study's comparison, transfer - scratch, with paired intervals over frames and seeds.
 
-Both runs' best checkpoints are scored on the same test frames, and `evaluate_detector` keeps
-their ranked matches frame by frame (`metrics.RankedMatches`, and for KITTI's AP each frame's
-counts at every threshold, `kitti.KittiCurve`). The same bootstrap draws
-(`core.bootstrap`: test frames with replacement) reweight both, and each draw gives the
-difference in AP@0.5, in F1 at the confidence threshold and, with `label_2` files, in KITTI's
-moderate AP40: a frame that is hard for both runs cancels out.
+Every run's best and last checkpoints are scored on the same test frames, and
+`evaluate_detector` keeps their ranked matches frame by frame (`metrics.RankedMatches` at IoU 0.5
+and at COCO's thresholds, and for KITTI's AP each frame's counts at every threshold,
+`kitti.KittiCurve`). The same bootstrap draws (`core.bootstrap`: test frames with replacement)
+reweight every run, so a frame that is hard for both runs cancels out of their difference.
+
+With several seeds, each draw also resamples each run's seeds, as the classifier comparison does
+(`core.bootstrap.seed_resamples`): a run's value in a draw is the mean over its drawn seeds, and
+its value on the test set the mean over all its seeds. Each run's figures get an interval (the
+`arms`), and the best checkpoints' AP@0.5, F1, AP@[.5:.95] and KITTI moderate AP40 a difference.
 """
 
 from __future__ import annotations
@@ -13,63 +17,118 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kitti_pipeline.core.bootstrap import difference_cell, frame_resamples
+import numpy as np
+
+from kitti_pipeline.core.bootstrap import (
+    difference_cell,
+    frame_resamples,
+    mean_over_drawn,
+    percentile_interval,
+    seed_resamples,
+)
+from kitti_pipeline.core.params import DETECTOR_RUNS
 from kitti_pipeline.detect.kitti import curve_ap, curve_from_dict, resampled_kitti_ap
 from kitti_pipeline.detect.metrics import (
     average_precision,
+    coco_points_ap,
     matches_from_dict,
     resampled_average_precision,
-    resampled_f1,
-    summary_f1,
+    resampled_coco_ap,
+    resampled_thresholded,
+    thresholded_scores,
 )
+
+CHECKPOINTS = ("best", "last")
+# transfer - scratch is drawn on these, at the best checkpoints (chosen on the val frames).
+COMPARED = ("AP50", "F1", "AP50_95", "kitti_AP40_moderate")
+
+
+def checkpoint_values(matches: dict, draws: np.ndarray, conf_threshold: float) -> dict:
+    """One checkpoint's figures on the test frames and in each draw: metric -> (value, (R,)).
+
+    Precision, recall and F1 at `conf_threshold` and AP@0.5 from the matches at IoU 0.5,
+    AP@[.5:.95] from those at COCO's thresholds, and KITTI's AP40 of each level where there are
+    `label_2` files: the figures `evaluate_detector` reports.
+    """
+    ranked = matches_from_dict(matches["AP50"])
+    truths = int(ranked.truths.sum())
+    drawn = resampled_thresholded(ranked, draws, conf_threshold)
+    full = thresholded_scores(ranked.scores, ranked.hits, truths, conf_threshold)
+    out = {name: (value, drawn[name]) for name, value in zip(drawn, full, strict=True)}
+    out["AP50"] = (
+        average_precision(ranked.hits, truths),
+        resampled_average_precision(ranked, draws),
+    )
+    coco = matches_from_dict(matches["AP50_95"])
+    out["AP50_95"] = (
+        coco_points_ap(coco.hits, int(coco.truths.sum())),
+        resampled_coco_ap(coco, draws),
+    )
+    for level, data in (matches["kitti_AP40"] or {}).items():
+        curve = curve_from_dict(data)
+        out[f"kitti_AP40_{level}"] = (curve_ap(curve), resampled_kitti_ap(curve, draws))
+    return out
 
 
 def compare_detectors(
-    transfer: str | Path, scratch: str | Path, conf_threshold: float, resamples: int
+    matches: str | Path, seeds: tuple[int, ...], conf_threshold: float, resamples: int
 ) -> dict:
-    """transfer - scratch on the test frames: each metric's difference, 95% interval, verdict.
+    """Each run's figures with 95% intervals, and transfer - scratch with paired intervals.
 
     Args:
-        transfer, scratch: The runs' matches files (`evaluate_detector --matches`).
-        conf_threshold: Where F1 counts detections.
+        matches: The folder of `<run>-s<seed>.json` matches files (`evaluate_detector`).
+        seeds: The seeds of every run.
+        conf_threshold: Where precision, recall and F1 count detections.
         resamples: Bootstrap draws.
 
+    Returns:
+        `arms`: `{run: {checkpoint: {metric: {value, low, high}}}}`; `transfer-scratch`:
+        `{metric: {difference, low, high, resolved}}` at the best checkpoints; and the epochs of
+        every run's checkpoints.
+
     Raises:
-        ValueError: when the two runs were not scored on the same test frames.
+        ValueError: when two runs were not scored on the same test frames.
     """
-    runs = [json.loads(Path(p).read_text()) for p in (transfer, scratch)]
-    if runs[0]["stems"] != runs[1]["stems"]:
-        raise ValueError(f"{transfer} and {scratch} hold other test frames: evaluate both again")
-    draws = frame_resamples(len(runs[0]["stems"]), resamples)
-    cells = {}
-    families = {
-        "AP50": (
-            matches_from_dict,
-            lambda m: average_precision(m.hits, int(m.truths.sum())),
-            resampled_average_precision,
-        ),
-        "F1": (
-            matches_from_dict,
-            lambda m: summary_f1(m, conf_threshold),
-            lambda m, d: resampled_f1(m, d, conf_threshold),
-        ),
-        "kitti_AP40_moderate": (
-            curve_from_dict,
-            curve_ap,
-            resampled_kitti_ap,
-        ),
-    }
-    for name, (read, value, resampled) in families.items():
-        source = "kitti_AP40_moderate" if name == "kitti_AP40_moderate" else "AP50"
-        if runs[0][source] is None:
+    files = {(run, s): Path(matches) / f"{run}-s{s}.json" for run in DETECTOR_RUNS for s in seeds}
+    data = {key: json.loads(path.read_text()) for key, path in files.items()}
+    first = next(iter(files))
+    for key, run in data.items():
+        if run["stems"] != data[first]["stems"]:
+            raise ValueError(
+                f"{files[key]} and {files[first]} hold other test frames: evaluate both again"
+            )
+    draws = frame_resamples(len(data[first]["stems"]), resamples)
+    picks = seed_resamples(DETECTOR_RUNS, len(seeds), resamples)
+    arms, drawn = {}, {}
+    for run in DETECTOR_RUNS:
+        for checkpoint in CHECKPOINTS:
+            per_seed = [
+                checkpoint_values(data[run, s][checkpoint], draws, conf_threshold) for s in seeds
+            ]
+            cells = {}
+            for metric in per_seed[0]:
+                in_draw = mean_over_drawn(np.stack([v[metric][1] for v in per_seed]), picks[run])
+                drawn[run, checkpoint, metric] = in_draw
+                low, high = percentile_interval(in_draw)
+                value = float(np.mean([v[metric][0] for v in per_seed]))
+                cells[metric] = {"value": value, "low": low, "high": high}
+            arms.setdefault(run, {})[checkpoint] = cells
+    differences = {}
+    for metric in COMPARED:
+        if metric not in arms["transfer"]["best"]:
             continue
-        a, b = (read(run[source]) for run in runs)
-        cells[name] = difference_cell(
-            value(a) - value(b), resampled(a, draws) - resampled(b, draws)
+        a, b = (arms[run]["best"][metric]["value"] for run in ("transfer", "scratch"))
+        differences[metric] = difference_cell(
+            a - b, drawn["transfer", "best", metric] - drawn["scratch", "best", metric]
         )
     return {
         "resamples": resamples,
-        "test_frames": len(runs[0]["stems"]),
-        "epochs": {"transfer": runs[0]["epoch"], "scratch": runs[1]["epoch"]},
-        "transfer-scratch": cells,
+        "seeds": list(seeds),
+        "test_frames": len(data[first]["stems"]),
+        "epochs": {
+            run: {c: [data[run, s][c]["epoch"] for s in seeds] for c in CHECKPOINTS}
+            for run in DETECTOR_RUNS
+        },
+        "arms": arms,
+        "transfer-scratch": differences,
     }

@@ -31,11 +31,13 @@ from kitti_pipeline.detect.kitti import (
 from kitti_pipeline.detect.metrics import (
     RankedMatches,
     class_summary,
+    coco_matches,
     detection_summary,
     interpolated_pr,
     matches_to_dict,
     rank_matches,
     resampled_average_precision,
+    resampled_coco_ap,
     resampled_thresholded,
 )
 from kitti_pipeline.detect.model_files import load_detector
@@ -70,11 +72,10 @@ def evaluate_run(
 ) -> tuple[dict, list[dict], dict]:
     """Score a run's `best.pt` and `last.pt` on the test frames.
 
-    The best checkpoint's figures of the first class get frame-level bootstrap 95% intervals
-    (`ci95`: precision, recall, AP@0.5, F1 and, with `label_2` files, KITTI's AP40 of each
-    level; the same draws for
-    every run), and its ranked matches are returned frame by frame for the paired comparison of
-    the runs (`detect.compare`).
+    Each checkpoint's figures of the first class get frame-level bootstrap 95% intervals
+    (`ci95`: precision, recall, AP@0.5, F1, AP@[.5:.95] and, with `label_2` files, KITTI's AP40
+    of each level; the same draws for every run), and its ranked matches are returned frame by
+    frame for the comparison of the runs and seeds (`detect.compare`).
 
     Args:
         model_dir: The run's model folder.
@@ -85,7 +86,10 @@ def evaluate_run(
     Returns:
         The metrics (test frame count; per checkpoint its epoch and, per class, the
         `detection_summary` with KITTI level APs where `label_2` exists), the best
-        checkpoint's interpolated precision-recall curve of the first class, and its matches.
+        checkpoint's interpolated precision-recall curve of the first class, and the matches:
+        the test frames, the class, and per checkpoint its epoch and `RankedMatches` at IoU 0.5
+        (`AP50`), at COCO's thresholds (`AP50_95`) and KITTI's curve of each level (`kitti_AP40`,
+        null without `label_2`).
     """
     test = load_split(frames, split, "test", det.classes, det.img_size)
     label_2 = Path(frames) / "label_2"
@@ -100,12 +104,13 @@ def evaluate_run(
     ]
     frames_on_device = test.to(device)
     metrics, pr = {"test_frames": len(test.stems)}, []
+    matches = {"stems": test.stems, "class": det.classes[0]}
     draws = frame_resamples(len(test.stems), det.evaluate.bootstrap)
     conf = det.evaluate.conf_threshold
     for name in ("best", "last"):
         model, info = load_detector(Path(model_dir) / f"{name}.pt", device)
         if name == "last" and info["epoch"] == metrics["best"]["epoch"]:
-            metrics["last"] = metrics["best"]  # the same checkpoint
+            metrics["last"], matches["last"] = metrics["best"], matches["best"]  # the same
             continue
         detections, _ = predict_detections(
             fuse_batchnorm(model), frames_on_device, scales_of(model), 0.001, det.evaluate.nms_iou
@@ -124,17 +129,17 @@ def evaluate_run(
                 }
                 summary["kitti_AP40"] = {level: curve_ap(c) for level, c in curves.items()}
             result[class_name] = summary
-            if name == "best" and k == 0:
-                kitti = curves.get("moderate")
+            if k == 0:
                 ranked = rank_matches(mine, truths[k], 0.5)
-                pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
-                summary["ci95"] = best_intervals(ranked, curves, draws, conf)
-                matches = {
-                    "stems": test.stems,
+                coco = coco_matches(mine, truths[k])
+                if name == "best":
+                    pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
+                summary["ci95"] = run_intervals(ranked, coco, curves, draws, conf)
+                matches[name] = {
                     "epoch": info["epoch"],
-                    "class": class_name,
                     "AP50": matches_to_dict(ranked),
-                    "kitti_AP40_moderate": None if kitti is None else curve_to_dict(kitti),
+                    "AP50_95": matches_to_dict(coco),
+                    "kitti_AP40": {level: curve_to_dict(c) for level, c in curves.items()} or None,
                 }
         metrics[name] = result
     for name in ("best", "last"):
@@ -146,18 +151,20 @@ def evaluate_run(
     return metrics, pr, matches
 
 
-def best_intervals(
+def run_intervals(
     ranked: RankedMatches,
+    coco: RankedMatches,
     kitti: dict[str, KittiCurve],
     draws: np.ndarray,
     conf_threshold: float,
 ) -> dict:
-    """The 95% intervals, over the frame draws `draws`, of the best checkpoint's precision,
-    recall, AP@0.5 and F1 (`ranked`, IoU 0.5) and, with `label_2` files, KITTI's AP40 of each
-    level (`kitti`: level -> curve)."""
+    """The 95% intervals, over the frame draws `draws`, of a checkpoint's precision, recall,
+    AP@0.5 and F1 (`ranked`, IoU 0.5), AP@[.5:.95] (`coco`) and, with `label_2` files, KITTI's
+    AP40 of each level (`kitti`: level -> curve)."""
     values = {
         **resampled_thresholded(ranked, draws, conf_threshold),
         "AP50": resampled_average_precision(ranked, draws),
+        "AP50_95": resampled_coco_ap(coco, draws),
     }
     for level, curve in kitti.items():
         values[f"kitti_AP40_{level}"] = resampled_kitti_ap(curve, draws)
@@ -169,6 +176,7 @@ def best_intervals(
 
 def draw_test_frames(
     models: str | Path,
+    seed: int,
     frames: str | Path,
     split: str | Path,
     det: DetectorParams,
@@ -177,7 +185,8 @@ def draw_test_frames(
     """The study's Figures 6 to 9: test frames with every run's detections, one panel per run.
 
     Draws the `det.evaluate.pictures` test frames holding the most ground-truth objects, each
-    run with its best checkpoint, ground truth in green dashes; detection runs on `device`.
+    run of seed `seed` (`models/<run>-s<seed>/best.pt`) with its best checkpoint, ground truth
+    in green dashes; detection runs on `device`.
 
     Returns:
         Frame stem -> its matplotlib Figure.
@@ -192,12 +201,17 @@ def draw_test_frames(
 
     panels = [[] for _ in chosen]
     for run in DETECTOR_RUNS:
-        model, info = load_detector(Path(models) / run / "best.pt", device)
+        model, info = load_detector(Path(models) / f"{run}-s{seed}" / "best.pt", device)
         detections = detect_frames(
             model, images, det.img_size, det.evaluate.conf_threshold, det.evaluate.nms_iou, device
         )
         for panel, found in zip(panels, detections, strict=True):
-            panel.append((f"{run} (epoch {info['epoch']}): {len(found)} detections", found.numpy()))
+            panel.append(
+                (
+                    f"{run}, seed {seed} (epoch {info['epoch']}): {len(found)} detections",
+                    found.numpy(),
+                )
+            )
     figures = {}
     for i, path, panel in zip(chosen, paths, panels, strict=True):
         target = test.targets[i]

@@ -39,7 +39,7 @@ class RankedMatches:
 
     frames: np.ndarray  # (D,) the frame of each detection
     scores: np.ndarray  # (D,) descending
-    hits: np.ndarray  # (D,) true positives
+    hits: np.ndarray  # (D,) true positives; (T, D) at several IoU thresholds (`coco_matches`)
     truths: np.ndarray  # (F,) counted ground truths of each frame
 
 
@@ -120,10 +120,11 @@ def matches_to_dict(matches: RankedMatches) -> dict:
 
 def matches_from_dict(data: dict) -> RankedMatches:
     """The inverse of `matches_to_dict`."""
+    hits = np.array(data["hits"], dtype=bool)
     return RankedMatches(
         np.array(data["frames"], dtype=np.int64).reshape(-1),
         np.array(data["scores"], dtype=float).reshape(-1),
-        np.array(data["hits"], dtype=bool).reshape(-1),
+        hits if hits.ndim == 2 else hits.reshape(-1),
         np.array(data["truths"], dtype=np.int64).reshape(-1),
     )
 
@@ -196,16 +197,30 @@ def match_at_thresholds(
     Returns:
         Ranked scores (D,), true-positive flags (T, D) per threshold, and the truth count.
     """
+    ranked = rank_at_thresholds(detections, truths, iou_thresholds)
+    return ranked.scores, ranked.hits, int(ranked.truths.sum())
+
+
+def rank_at_thresholds(
+    detections: list[torch.Tensor], truths: list[torch.Tensor], iou_thresholds: np.ndarray
+) -> RankedMatches:
+    """`match_at_thresholds`, keeping the frames: ranked matches with (T, D) hits."""
     thresholds = np.asarray(iou_thresholds, dtype=float)
-    scores, hits = [], []
-    for dets, gts in zip(detections, truths, strict=True):
+    frames, scores, hits = [], [], []
+    for frame, (dets, gts) in enumerate(zip(detections, truths, strict=True)):
         dets, ious = _ranked_ious(dets, gts)
+        frames += [frame] * len(dets)
         scores.append(dets[:, 4].numpy().astype(float))
         hits.append(greedy_matches(ious, thresholds, np.zeros(len(gts), dtype=bool))[0])
     scores = np.concatenate(scores) if scores else np.zeros(0)
     hits = np.concatenate(hits, 1) if hits else np.zeros((len(thresholds), 0), dtype=bool)
     order = np.argsort(-scores, kind="stable")
-    return scores[order], hits[:, order], sum(len(g) for g in truths)
+    return RankedMatches(
+        frames=np.array(frames, dtype=np.int64)[order],
+        scores=scores[order],
+        hits=hits[:, order],
+        truths=np.array([len(g) for g in truths], dtype=np.int64),
+    )
 
 
 def _ranked_ious(dets: torch.Tensor, gts: torch.Tensor) -> tuple[torch.Tensor, np.ndarray]:
@@ -339,29 +354,58 @@ def coco_ap(
     differs from COCOeval's only when two truths overlap a detection with exactly equal IoU
     (COCOeval takes the later one). 0 without ground truths (COCOeval reports -1).
     """
+    matches = coco_matches(detections, truths, max_detections)
+    return coco_points_ap(matches.hits, int(matches.truths.sum()))
+
+
+def coco_matches(
+    detections: list[torch.Tensor],
+    truths: list[torch.Tensor],
+    max_detections: int = COCO_MAX_DETECTIONS,
+) -> RankedMatches:
+    """The ranked matches behind `coco_ap`: each image's `max_detections` best, matched at
+    IoU 0.50, ..., 0.95 ((T, D) hits)."""
     capped = [
         d[torch.argsort(d[:, 4], descending=True, stable=True)][:max_detections] for d in detections
     ]
-    _, hits, n = match_at_thresholds(capped, truths, SUMMARY_IOUS)
-    return coco_points_ap(hits, n)
+    return rank_at_thresholds(capped, truths, SUMMARY_IOUS)
 
 
 def coco_points_ap(hits: np.ndarray, num_truths: int) -> float:
     """The mean over thresholds of COCO's 101-point AP, from ranked hits (T, D)."""
     if num_truths == 0:
         return 0.0
-    points = []
-    for row in hits:
-        tp, fp = np.cumsum(row), np.cumsum(~row)
-        recall = tp / num_truths
+    weights = np.ones((1, hits.shape[1]))
+    return float(_coco_points(hits, weights, np.array([float(num_truths)]))[0])
+
+
+def resampled_coco_ap(matches: RankedMatches, draws: np.ndarray) -> np.ndarray:
+    """`coco_points_ap` of each draw, (R,), from `coco_matches`."""
+    out = []
+    for start in range(0, len(draws), DRAWS_AT_ONCE):
+        chunk = draws[start : start + DRAWS_AT_ONCE]
+        weights = chunk[:, matches.frames].astype(float)
+        out.append(_coco_points(matches.hits, weights, (chunk @ matches.truths).astype(float)))
+    return np.concatenate(out)
+
+
+def _coco_points(hits: np.ndarray, weights: np.ndarray, truths: np.ndarray) -> np.ndarray:
+    """COCO's AP@[.5:.95] of ranked hits (T, D) under detection weights (r, D) with (r,) truths:
+    a weight of 2 counts a detection as its frame drawn twice would. 0 without truths."""
+    points = np.zeros((len(weights), len(hits)))
+    sampled = np.zeros(len(COCO_RECALLS))
+    for t, row in enumerate(hits):
+        tp, fp = np.cumsum(weights * row, 1), np.cumsum(weights * ~row, 1)
+        recall = np.divide(tp, truths[:, None], out=np.zeros_like(tp), where=truths[:, None] > 0)
         precision = tp / (tp + fp + np.spacing(1))  # as COCOeval divides
-        envelope = np.maximum.accumulate(precision[::-1])[::-1]
-        first = np.searchsorted(recall, COCO_RECALLS, side="left")
-        reached = first < len(recall)
-        sampled = np.zeros(len(COCO_RECALLS))
-        sampled[reached] = envelope[first[reached]]
-        points.append(sampled.mean())
-    return float(np.mean(points))
+        envelope = np.maximum.accumulate(precision[:, ::-1], 1)[:, ::-1]
+        for i in range(len(weights)):
+            first = np.searchsorted(recall[i], COCO_RECALLS, side="left")
+            reached = first < recall.shape[1]
+            sampled[:] = 0
+            sampled[reached] = envelope[i, first[reached]]
+            points[i, t] = sampled.mean()
+    return np.where(truths > 0, points.mean(1), 0.0)
 
 
 def detection_summary(

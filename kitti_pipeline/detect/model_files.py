@@ -20,7 +20,7 @@ STATE_FILE = "state.pt"
 # What a model file holds besides the weights: enough to rebuild and check the network. Where it
 # was trained, how long it took and the code version go to the provenance file beside it, so
 # equal weights give a byte-equal model file (and DVC does not store or upload it again).
-MODEL_FIELDS = ("run", "classes", "img_size")
+MODEL_FIELDS = ("run", "seed", "classes", "img_size")
 
 
 def epoch_checkpoint(epoch: int) -> str:
@@ -72,6 +72,7 @@ def detector_provenance(record: dict, best: dict) -> dict:
     rest = {k: v for k, v in record.items() if k not in (*MODEL_FIELDS, "history")}
     return {
         "run": record["run"],
+        "seed": record["seed"],
         "best_epoch": best["epoch"],
         "last_epoch": record["history"][-1]["epoch"],
         **rest,

@@ -1,6 +1,6 @@
 """Running a detector on frames: batched prediction, and the `kitti-detect` command.
 
-    kitti-detect --model models/detector/transfer/best.pt --out detections/ my_frames/*.png
+    kitti-detect --model models/detector/transfer-s0/best.pt --out detections/ my_frames/*.png
 
 letterboxes each image to the model's `img_size`, detects with BatchNorm folded into the
 convolutions, maps the boxes back to the image's pixels, and writes one PNG per image with the

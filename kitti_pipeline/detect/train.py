@@ -201,6 +201,7 @@ def fit_detector(
     on_eval: Callable[[dict], None] | None = None,
     description: str = "detector",
     world: World = SINGLE,
+    seed: int = 0,
 ) -> tuple[list[dict], dict]:
     """Train `model` for `cfg.epochs`, evaluating on `val` every `cfg.eval_every` epochs.
 
@@ -215,6 +216,7 @@ def fit_detector(
         description: Label of the progress bar.
         world: The data-parallel processes (`kitti_pipeline.core.distributed`). Every process
             evaluates; only rank 0 shows progress.
+        seed: Draws each epoch's batches and augmentation.
 
     Returns:
         One row per evaluation (epoch, the mean train loss terms of that epoch, the val loss,
@@ -249,7 +251,7 @@ def fit_detector(
     with Progress(transient=True, disable=not world.main) as progress:
         for epoch in range(start, cfg.epochs + 1):
             task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
-            torch.manual_seed(cfg.seed * 100_003 + epoch)  # the jitter's random draws
+            torch.manual_seed(seed * 100_003 + epoch)  # the jitter's random draws
             losses, step = train_one_epoch(
                 net,
                 train,
@@ -257,7 +259,7 @@ def fit_detector(
                 scales,
                 num_classes,
                 cfg.batch_size,
-                epoch_generator(cfg.seed, epoch),
+                epoch_generator(seed, epoch),
                 step,
                 cfg.lr,
                 cfg.warmup_steps,
@@ -352,6 +354,7 @@ def revalidate(
 
 def train_detector(
     run: str,
+    seed: int,
     frames: str | Path,
     split: str | Path,
     init: str | Path | None,
@@ -371,6 +374,7 @@ def train_detector(
 
     Args:
         run: `transfer` or `scratch`.
+        seed: Draws the weights that are not loaded (all of them for scratch) and the batches.
         frames, split: The frames folder and the crop split (read per frame).
         init, init_info: The init stage's `.weights` file and metrics JSON (transfer only).
         checkpoints: The run's checkpoint folder.
@@ -387,14 +391,15 @@ def train_detector(
     if run == "transfer" and (init is None or init_info is None):
         raise ValueError("the transfer run needs the init stage's weights and metrics files")
     device = device or torch.device("cpu")
+    name = f"{run}-s{seed}"
     if world.main:
-        print(f"{run}: training on {describe_device(device)}, {world.size} process(es)")
+        print(f"{name}: training on {describe_device(device)}, {world.size} process(es)")
     cfg = det.train
     train, val = (
         load_split(frames, split, name, det.classes, det.img_size).to(device)
         for name in ("train", "val")
     )
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     model = build_darknet(det.cfg, len(det.classes))
     init_prediction_biases(model)
     if run == "transfer":
@@ -421,6 +426,7 @@ def train_detector(
     evaluate = {"conf_threshold": det.evaluate.conf_threshold, "nms_iou": det.evaluate.nms_iou}
     key = {
         "run": run,
+        "seed": seed,
         "detector": trained_under,
         # The letterboxed pixels and boxes themselves, not the paths they were read from.
         "frames": tensor_digest(train.images, *train.targets, val.images, *val.targets),
@@ -435,7 +441,7 @@ def train_detector(
     if resume is not None and resume["evaluate"] != evaluate:
         resume = redo_evaluations(resume, resumable, model, val, evaluate, cfg.amp)
     if resume is not None:
-        print(f"{run}: resuming after epoch {resume['epoch']}")
+        print(f"{name}: resuming after epoch {resume['epoch']}")
     if world.main:
         checkpoints.mkdir(parents=True, exist_ok=True)
 
@@ -456,13 +462,14 @@ def train_detector(
         det.evaluate.nms_iou,
         resume,
         on_eval=save_evaluated if world.main else None,
-        description=run,
+        description=name,
         world=world,
+        seed=seed,
     )
     seconds = time.perf_counter() - began
     if world.main:
         print(
-            f"{run}: {seconds:.1f}s on {len(train.stems)} frames; best val AP50 "
+            f"{name}: {seconds:.1f}s on {len(train.stems)} frames; best val AP50 "
             f"{best_row(history)['AP50']:.3f} at epoch {best['epoch']}, "
             f"last {history[-1]['AP50']:.3f}"
         )
@@ -471,6 +478,7 @@ def train_detector(
         best,
         {
             "run": run,
+            "seed": seed,
             "classes": list(det.classes),
             "img_size": det.img_size,
             "history": history,

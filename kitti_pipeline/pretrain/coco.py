@@ -109,7 +109,6 @@ def pretrain_schedule(cfg: DetectorInitParams, device: str, amp: bool) -> Detect
         colour=0.0,
         box_loss="mse",
         ignore_iou=0.5,
-        seed=cfg.seed,
         device=device,
         amp=amp,
         compile=False,
@@ -121,6 +120,7 @@ def pretrain_detector(
     frames: int,
     img_size: int,
     train: DetectorTrainParams,
+    seed: int,
     device: torch.device,
 ) -> tuple[Darknet, dict]:
     """Train a Darknet model from scratch on the object scenes, as COCO training would.
@@ -129,22 +129,23 @@ def pretrain_detector(
         cfg_path: The detector's cfg; the model gets one class per object class.
         frames: Scenes generated; a fifth is held out.
         img_size: Their side in pixels.
-        train: The schedule (epochs, lr, seed, ...) of the pretraining.
+        train: The schedule (epochs, lr, ...) of the pretraining.
+        seed: Draws the scenes, the weights and the batches.
         device: Where to train.
 
     Returns:
         The trained model and a summary with the held-out AP@0.5 of each object class.
     """
     print(f"pretrain detector: training on {describe_device(device)}")
-    data = make_object_scenes(frames, img_size, train.seed).to(device)
+    data = make_object_scenes(frames, img_size, seed).to(device)
     cut = int(0.8 * frames)
     data, held_out = data.select(slice(0, cut)), data.select(slice(cut, frames))
-    torch.manual_seed(train.seed)
+    torch.manual_seed(seed)
     model = build_darknet(cfg_path, len(OBJECT_CLASSES))
     init_prediction_biases(model)
     model.to(device)
     history, _ = fit_detector(
-        model, data, held_out, train, 0.25, 0.45, description="pretrain detector"
+        model, data, held_out, train, 0.25, 0.45, seed=seed, description="pretrain detector"
     )
     detections, _ = predict_detections(model, held_out, scales_of(model), 0.001, 0.45)
     ap = {
@@ -197,7 +198,7 @@ def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
             schedule = pretrain_schedule(cfg, det.train.device, det.train.amp)
             device = resolve_device(det.train.device)
             model, info = pretrain_detector(
-                det.cfg, cfg.pretrain_frames, det.img_size, schedule, device
+                det.cfg, cfg.pretrain_frames, det.img_size, schedule, cfg.seed, device
             )
             classes = len(OBJECT_CLASSES)
         convolutions, checked = None, None

@@ -19,7 +19,7 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import DETECTOR_RUNS, REGIMES, Params
+from kitti_pipeline.core.params import REGIMES, Params
 from kitti_pipeline.report.figures import loss_curves_figure, metric_by_epoch_figure
 from kitti_pipeline.report.tables import (
     ARCH_NAMES,
@@ -30,6 +30,8 @@ from kitti_pipeline.report.tables import (
     detector_table,
     markdown_tables,
     read_classifier_runs,
+    read_detector_runs,
+    summarise_detector_seeds,
     summarise_seeds,
     with_published,
 )
@@ -151,16 +153,16 @@ def compose_report(
         figure = f"Figure {LOSS_FIGURES[arch]}" if arch in LOSS_FIGURES else "Figure"
         out += [link(figures_dir / name, f"{figure}: {arch} loss curves"), ""]
 
-    metrics = {
-        run: json.loads((inputs.detector_runs / f"{run}.json").read_text()) for run in DETECTOR_RUNS
-    }
+    runs = read_detector_runs(inputs.detector_runs, det.seeds)
+    comparison = json.loads(inputs.detector_comparison.read_text())
     init = json.loads((inputs.detector_runs / "init.json").read_text())
-    test_frames = next(iter(metrics.values()))["test_frames"]
+    test_frames = next(iter(runs.values()))["test_frames"]
     out += [
         "## Detector",
         "",
-        f"{source}; `{det.cfg}` at {det.img_size}, {det.train.epochs} epochs, "
-        f"{det.train.optimizer} lr {det.train.lr}, batch {det.train.batch_size}, evaluated every "
+        f"{source}; seeds {list(det.seeds)}; `{det.cfg}` at {det.img_size}, "
+        f"{det.train.epochs} epochs, {det.train.optimizer} lr {det.train.lr}, batch "
+        f"{det.train.batch_size}, evaluated every "
         f"{det.train.eval_every} epochs; transfer weights `{det.init.source}` "
         f"({init.get('loaded_convolutions', '?')} convolutions loaded). Test: {test_frames} "
         f"frames; precision, recall and F1 at confidence {det.evaluate.conf_threshold}, IoU 0.5.",
@@ -172,16 +174,22 @@ def compose_report(
         "detection above confidence 0.001. The second gives COCO's AP@[.5:.95] (101 recall "
         "points, 100 detections per frame, as pycocotools), the 40-point AP at IoU 0.7 with "
         "every object counted, and, where the frames have `label_2` files, KITTI's AP|R40 by "
-        "level as its devkit computes it (vans, DontCare regions and other levels ignored).",
+        "level as its devkit computes it (vans, DontCare regions and other levels ignored). "
+        "A cell is the figure (with several seeds, mean ± std) and its 95% interval over "
+        "bootstrap draws of the test frames (and seeds).",
         "",
-        detector_table(metrics, det.classes[0], published.get("detector")),
-        detector_comparison_table(
-            metrics, json.loads(inputs.detector_comparison.read_text()), det.classes[0]
+        detector_table(
+            summarise_detector_seeds(runs, det.classes[0]),
+            comparison["arms"],
+            published.get("detector"),
         ),
+        detector_comparison_table(comparison),
     ]
     histories = {
-        RUN_NAMES.get(run, run) + f" ({run})": read_csv(inputs.detector_histories / f"{run}.csv")
-        for run in DETECTOR_RUNS
+        f"{RUN_NAMES.get(run, run)} ({run}, seed {seed})": read_csv(
+            inputs.detector_histories / f"{run}-s{seed}.csv"
+        )
+        for run, seed in runs
     }
     figures["detector_val_ap.png"] = metric_by_epoch_figure(histories, "AP50", "val AP@0.5")
     out += [

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import REGIMES, ClassifierParams
+from kitti_pipeline.core.params import DETECTOR_RUNS, REGIMES, ClassifierParams
 
 LOSS_FIELDS = ("epoch", "train_loss", "val_loss")
 
@@ -171,20 +171,64 @@ def _format(cell: dict, key: str) -> str:
 
 
 RUN_NAMES = {"transfer": "Yes", "scratch": "No"}
+# A checkpoint's figures in Table 6 and in the detector summary, keyed as in the metrics.
+DETECTOR_COLUMNS = ("precision", "recall", "AP50", "F1", "AP50_95", "AP40_iou70_all_truths")
 
 
-def detector_table(runs: dict[str, dict], class_name: str, published: dict | None = None) -> str:
+def read_detector_runs(folder: str | Path, seeds: tuple[int, ...]) -> dict:
+    """Every detector run's metrics: (run, seed) -> `<run>-s<seed>.json`."""
+    return {
+        (run, seed): json.loads((Path(folder) / f"{run}-s{seed}.json").read_text())
+        for run in DETECTOR_RUNS
+        for seed in seeds
+    }
+
+
+def checkpoint_row(metrics: dict, class_name: str) -> dict[str, float]:
+    """Table 6's figures of one checkpoint, KITTI's levels flattened (`kitti_AP40_moderate`)."""
+    m = metrics[class_name]
+    row = {k: m[k] for k in DETECTOR_COLUMNS}
+    row.update({f"kitti_AP40_{level}": v for level, v in m.get("kitti_AP40", {}).items()})
+    return row
+
+
+def summarise_detector_seeds(runs: dict[tuple[str, int], dict], class_name: str) -> dict:
+    """Mean and sample standard deviation over seeds of each run's checkpoints: Table 6 as JSON.
+
+    Returns:
+        `{run: {checkpoint: {metric: mean, ..., "seeds": n, "epochs": [...]}}}`, plus
+        `<metric>_std` (ddof 1) when n > 1; flat keys, for `dvc metrics diff`.
+    """
+    summary: dict = {}
+    for run in sorted({r for r, _ in runs}, key=DETECTOR_RUNS.index):
+        seeds = sorted(s for r, s in runs if r == run)
+        for checkpoint in ("best", "last"):
+            rows = [checkpoint_row(runs[run, s][checkpoint], class_name) for s in seeds]
+            cell: dict = {}
+            for metric in rows[0]:
+                values = np.array([r[metric] for r in rows])
+                cell[metric] = float(values.mean())
+                if len(values) > 1:
+                    cell[f"{metric}_std"] = float(values.std(ddof=1))
+            cell["seeds"] = len(seeds)
+            cell["epochs"] = [runs[run, s][checkpoint]["epoch"] for s in seeds]
+            summary.setdefault(run, {})[checkpoint] = cell
+    return summary
+
+
+def detector_table(summary: dict, arms: dict | None = None, published: dict | None = None) -> str:
     """Table 6 (Transfer Learning, Epoch, Precision, Recall, AP, F1) for the best and last
-    epoch of each run, then the stricter APs of the same checkpoints; the best checkpoint's
-    figures with their frame-bootstrap 95% intervals.
+    epoch of each run, then the stricter APs of the same checkpoints; with several seeds each
+    figure is the mean ± std over seeds, and each has its 95% interval over the test frames (and
+    seeds) where `arms` gives one.
 
     Args:
-        runs: Run name (`transfer`, `scratch`) -> its `evaluate_detector` metrics.
-        class_name: The detected class reported, e.g. `Car`.
+        summary: `summarise_detector_seeds`' JSON.
+        arms: `compare_detectors`' `arms`.
         published: `{run: {checkpoint: {column: value}}}` with columns epoch, precision,
             recall, AP50, F1: the study's figures, shown in brackets after ours where given.
     """
-    published = published or {}
+    published, arms = published or {}, arms or {}
     main = [
         "| Transfer Learning | Checkpoint | Epoch | Precision | Recall | AP | F1 |",
         "|---|---|---|---|---|---|---|",
@@ -194,25 +238,27 @@ def detector_table(runs: dict[str, dict], class_name: str, published: dict | Non
         "| KITTI easy | KITTI moderate | KITTI hard |",
         "|---|---|---|---|---|---|---|",
     ]
-    for run, metrics in runs.items():
-        for checkpoint in ("best", "last"):
-            m = metrics[checkpoint][class_name]
+    for run, checkpoints in summary.items():
+        for checkpoint, cell in checkpoints.items():
             name = RUN_NAMES.get(run, run)
             theirs = (published.get(run) or {}).get(checkpoint) or {}
-            ci = m.get("ci95", {})
-            cells = [with_published(str(metrics[checkpoint]["epoch"]), theirs.get("epoch"))]
+            ci = (arms.get(run) or {}).get(checkpoint) or {}
+
+            def figure(key: str, cell=cell, ci=ci) -> str:
+                return _format(cell, key) + _interval(ci.get(key)) if key in cell else "–"
+
+            epochs = ", ".join(str(e) for e in cell["epochs"])
+            cells = [with_published(epochs, theirs.get("epoch"))]
             cells += [
-                with_published(with_interval(m[k], ci.get(k)), theirs.get(k))
+                with_published(figure(k), theirs.get(k))
                 for k in ("precision", "recall", "AP50", "F1")
             ]
             main.append(f"| {name} | {checkpoint} | " + " | ".join(cells) + " |")
-            levels = m.get("kitti_AP40", {})
-            cells = [
-                with_interval(levels[k], ci.get(f"kitti_AP40_{k}")) if k in levels else "–"
-                for k in ("easy", "moderate", "hard")
-            ]
-            cells = [f"{m['AP50_95']:.3f}", f"{m['AP40_iou70_all_truths']:.3f}", *cells]
-            strict.append(f"| {name} | {checkpoint} | " + " | ".join(cells) + " |")
+            keys = ["AP50_95", "AP40_iou70_all_truths"]
+            keys += [f"kitti_AP40_{level}" for level in ("easy", "moderate", "hard")]
+            strict.append(
+                f"| {name} | {checkpoint} | " + " | ".join(figure(k) for k in keys) + " |"
+            )
     return "\n".join(main) + "\n\n" + "\n".join(strict) + "\n"
 
 
@@ -263,23 +309,23 @@ def comparison_table(comparisons: dict) -> str:
 DETECTOR_METRICS = {
     "AP50": "AP@0.5",
     "F1": "F1",
+    "AP50_95": "AP@[.5:.95]",
     "kitti_AP40_moderate": "KITTI AP40, moderate",
 }
 
 
-def detector_comparison_table(runs: dict[str, dict], comparison: dict, class_name: str) -> str:
+def detector_comparison_table(comparison: dict) -> str:
     """Each run's best checkpoint with its 95% interval, and transfer - scratch with its paired
     interval and the finding it supports, as a Markdown table.
 
     Args:
-        runs: Run name -> its `evaluate_detector` metrics (with `ci95` on the best checkpoint).
         comparison: The `compare_detectors` stage's JSON.
-        class_name: The class shown.
     """
-    cells = comparison["transfer-scratch"]
+    cells, arms, seeds = comparison["transfer-scratch"], comparison["arms"], comparison["seeds"]
+    noise = "test frames and seeds" if len(seeds) > 1 else f"test frames (seed {seeds[0]})"
     out = [
         f"### Transfer against scratch: best checkpoints, 95% intervals over "
-        f"{comparison['resamples']} bootstrap draws of the {comparison['test_frames']} test frames",
+        f"{comparison['resamples']} bootstrap draws of the {comparison['test_frames']} {noise}",
         "",
         "| Metric | transfer | scratch | transfer - scratch | Finding |",
         "|---|---|---|---|---|",
@@ -287,12 +333,10 @@ def detector_comparison_table(runs: dict[str, dict], comparison: dict, class_nam
     for key, label in DETECTOR_METRICS.items():
         if key not in cells:
             continue
-        values = []
-        for run in ("transfer", "scratch"):
-            best = runs[run]["best"][class_name]
-            value = best["kitti_AP40"]["moderate"] if key == "kitti_AP40_moderate" else best[key]
-            ci = best["ci95"][key]
-            values.append(f"{value:.3f} [{ci['low']:.3f}, {ci['high']:.3f}]")
+        values = [
+            with_interval(arms[run]["best"][key]["value"], arms[run]["best"][key])
+            for run in ("transfer", "scratch")
+        ]
         cell = cells[key]
         out.append(
             f"| {label} | {values[0]} | {values[1]} | {cell['difference']:+.3f} "
