@@ -13,6 +13,7 @@ from kitti_pipeline.report.tables import (
     detector_comparison_table,
     detector_table,
     read_detector_runs,
+    size_text,
     summarise_detector_seeds,
 )
 
@@ -35,8 +36,8 @@ def main(argv=None):
     frames = next(iter(runs.values()))["test_frames"]
     header = (
         f"Detector study on `{params.data.frames}` ({frames} test frames), `{det.cfg}` at "
-        f"{det.img_size}, {det.train.epochs} epochs, {det.train.optimizer} lr {det.train.lr}, "
-        f"batch {det.train.batch_size}, seeds {list(det.seeds)}; transfer weights: "
+        f"{size_text(det.img_size)}, {det.train.epochs} epochs, {det.train.optimizer} lr "
+        f"{det.train.lr}, batch {det.train.batch_size}, seeds {list(det.seeds)}; transfer weights: "
         f"{det.init.source}. Precision, recall and F1 at confidence "
         f"{det.evaluate.conf_threshold}, IoU 0.5; best = highest val AP.\n\n"
     )

@@ -23,6 +23,7 @@ def main(argv=None):
         # Not `--run`: torchrun would take it for its own `--run-path`.
         run_name="transfer or scratch",
         seed=(int, "seed of the run (an entry of detector.seeds)"),
+        cfg="the Darknet cfg to train (the detector_anchors stage's)",
         frames="frames folder (images/, labels/)",
         split="the crop split, read per frame",
         init=(str, "init .weights file (transfer only)", None),
@@ -35,10 +36,12 @@ def main(argv=None):
     det = params.detector
     world, device = init_world(det.train.device)
     inputs = (args.frames, args.split, args.init, args.init_info, args.checkpoints)
-    model, best, record = train_detector(args.run_name, args.seed, *inputs, det, world, device)
+    model, best, record = train_detector(
+        args.run_name, args.seed, *inputs, det, world, device, cfg_path=args.cfg
+    )
     close_world(world)
     if world.main:
-        save_best_and_last(args.model, model, best, Path(det.cfg).read_text(), record)
+        save_best_and_last(args.model, model, best, Path(args.cfg).read_text(), record)
         write_json(args.provenance, detector_provenance(record, best))
         write_csv(args.history, record["history"], list(record["history"][0]))
 

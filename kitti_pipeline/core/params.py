@@ -202,7 +202,8 @@ class DetectorParams:
     classes: tuple[str, ...]
     seeds: tuple[int, ...]
     cfg: str
-    img_size: int
+    img_size: int | tuple[int, int]  # a square side, or [width, height]; multiples of 32
+    anchors: Literal["cfg", "dataset"]
     init: DetectorInitParams
     train: DetectorTrainParams
     evaluate: DetectorEvalParams
@@ -275,7 +276,15 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _convert(inner[0], value, key)
+        if len(inner) == 1:
+            return _convert(inner[0], value, key)
+        for option in inner:
+            try:
+                return _convert(option, value, key)
+            except ParamsError:
+                continue
+        names = " or ".join(_type_name(a) for a in inner)
+        raise ParamsError(f"'{key}' must be {names}, got {value!r}")
     if origin is Literal:
         if value not in args:
             raise ParamsError(f"'{key}' must be one of {list(args)}, got {value!r}")
@@ -283,6 +292,8 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if origin is tuple:
         if not isinstance(value, list):
             raise ParamsError(f"'{key}' must be a list, got {value!r}")
+        if Ellipsis not in args and len(value) != len(args):
+            raise ParamsError(f"'{key}' must be {_type_name(hint)}, got {value!r}")
         return tuple(_convert(args[0], v, f"{key}[{i}]") for i, v in enumerate(value))
     if origin is dict:
         if not isinstance(value, dict):
@@ -297,6 +308,14 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
     if not isinstance(value, hint) or (hint is not bool and isinstance(value, bool)):
         raise ParamsError(f"'{key}' must be {hint.__name__}, got {value!r}")
     return value
+
+
+def _type_name(hint: Any) -> str:
+    """A type as an error message names it: `int`, `list`, `list of 2`."""
+    if typing.get_origin(hint) is tuple:
+        args = typing.get_args(hint)
+        return "list" if Ellipsis in args else f"list of {len(args)}"
+    return getattr(hint, "__name__", str(hint))
 
 
 def _join(prefix: str, name: str) -> str:

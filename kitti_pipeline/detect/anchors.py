@@ -31,7 +31,7 @@ import numpy as np
 
 from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.files import write_json, write_text
-from kitti_pipeline.core.params import load_params
+from kitti_pipeline.core.params import DetectorParams, load_params
 from kitti_pipeline.detect.darknet import parse_cfg
 from kitti_pipeline.detect.data import load_split
 
@@ -99,7 +99,7 @@ def with_anchors(cfg_text: str, anchors: np.ndarray) -> str:
 
 
 def training_shapes(
-    frames: str | Path, split: str | Path, classes: tuple[str, ...], img_size: int
+    frames: str | Path, split: str | Path, classes: tuple[str, ...], img_size: int | tuple[int, int]
 ) -> np.ndarray:
     """(width, height) of every training box of `classes`, letterboxed to `img_size`: (N, 2)."""
     train = load_split(frames, split, "train", classes, img_size)
@@ -129,31 +129,37 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     det = load_params(args.params).detector
-    wh = training_shapes(args.frames, args.split, det.classes, det.img_size)
+    report, cfg_text = anchor_report(args.frames, args.split, det, args.threshold)
+    write_text(args.out, with_anchors(cfg_text, report["dataset_anchors"]["anchors"]))
+    write_json(args.report or str(Path(args.out).with_suffix(".json")), report)
+    print(f"wrote {args.out}: anchors {report['dataset_anchors']['anchors']}")
+
+
+def anchor_report(
+    frames: str | Path, split: str | Path, det: DetectorParams, threshold: float = 0.5
+) -> tuple[dict, str]:
+    """The cfg's anchors and the dataset's (k-means, rounded to pixels), each with its fit to
+    the training boxes at `det.img_size`, and the text of `det.cfg`. Prints both fits."""
+    wh = training_shapes(frames, split, det.classes, det.img_size)
     cfg_text = Path(det.cfg).read_text()
     current = cfg_anchors(cfg_text, det.cfg)
-    new = kmeans_anchors(wh, len(current))
+    new = np.round(kmeans_anchors(wh, len(current)))
     report = {
         "cfg": det.cfg,
         "img_size": det.img_size,
         "classes": list(det.classes),
         "boxes": len(wh),
-        "threshold": args.threshold,
-        "cfg_anchors": {"anchors": current.tolist(), **anchor_fit(wh, current, args.threshold)},
-        "dataset_anchors": {
-            "anchors": np.round(new).tolist(),
-            **anchor_fit(wh, np.round(new), args.threshold),
-        },
+        "threshold": threshold,
+        "cfg_anchors": {"anchors": current.tolist(), **anchor_fit(wh, current, threshold)},
+        "dataset_anchors": {"anchors": new.tolist(), **anchor_fit(wh, new, threshold)},
     }
     for name in ("cfg_anchors", "dataset_anchors"):
         fit = report[name]
         print(
             f"{name}: mean best IoU {fit['mean_best_iou']:.3f}, best possible recall "
-            f"{fit['best_possible_recall']:.3f} (IoU >= {args.threshold}) over {len(wh)} boxes"
+            f"{fit['best_possible_recall']:.3f} (IoU >= {threshold}) over {len(wh)} boxes"
         )
-    write_text(args.out, with_anchors(cfg_text, np.round(new)))
-    write_json(args.report or str(Path(args.out).with_suffix(".json")), report)
-    print(f"wrote {args.out}: anchors {report['dataset_anchors']['anchors']}")
+    return report, cfg_text
 
 
 def cli() -> None:

@@ -1,7 +1,9 @@
 """Frames and boxes for the detector: class filter, letterbox, augmentation, letterboxed sets.
 
-Frames are letterboxed to a square `img_size` (a multiple of 32): scaled so the longer side
-fits, then padded with grey on both sides of the shorter one, as YOLOv3 does. Boxes travel with
+Frames are letterboxed to `img_size`, a square side or `(width, height)`, each a multiple of 32:
+scaled to fit, keeping their aspect, then padded with grey on both sides of the dimension that
+does not fill, as YOLOv3 does. A KITTI frame (1242x375) fills 416x126 of a 416 square, and all of
+736x222 of a 736x224 rectangle of about the same pixel count. Boxes travel with
 the image through torchvision's transforms v2 as `tv_tensors.BoundingBoxes`, so every resize,
 pad, flip and affine moves them exactly as it moves the pixels.
 """
@@ -30,30 +32,44 @@ PAD_VALUE = 114
 DONT_CARE = -1
 
 
+def input_shape(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
+    """The detector's input as (width, height): `size` is a square side or [width, height].
+
+    Raises:
+        ValueError: unless it is one or two positive multiples of 32.
+    """
+    shape = (size, size) if isinstance(size, int) else tuple(size)
+    if len(shape) != 2:
+        raise ValueError(f"img_size must be a side or [width, height], got {size!r}")
+    if any(not isinstance(s, int) or s <= 0 or s % 32 for s in shape):
+        raise ValueError(f"img_size must be a multiple of 32, got {size}")
+    return shape
+
+
 def letterbox(
-    image: torch.Tensor, boxes: torch.Tensor, size: int
+    image: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float, float, float]]:
-    """Scale `image` to fit `size` x `size` and pad it to that square.
+    """Scale `image` to fit `size` (a square side or (width, height)), keeping its aspect, and
+    pad it to that size.
 
     Args:
         image: (3, H, W) uint8.
         boxes: (N, 4) xyxy pixels in `image`.
-        size: Side of the square output, a multiple of 32.
+        size: The output's side, or (width, height); multiples of 32.
 
     Returns:
-        The (3, size, size) image, the boxes in its pixels, and `(sx, sy, left, top)` such that
-        `x_out = x_in * sx + left`, `y_out = y_in * sy + top`, to map detections back.
+        The (3, height, width) image, the boxes in its pixels, and `(sx, sy, left, top)` such
+        that `x_out = x_in * sx + left`, `y_out = y_in * sy + top`, to map detections back.
     """
-    if size % 32:
-        raise ValueError(f"img_size must be a multiple of 32, got {size}")
+    width, height = input_shape(size)
     h, w = image.shape[-2:]
-    scale = size / max(h, w)
+    scale = min(width / w, height / h)
     new_h, new_w = max(1, round(h * scale)), max(1, round(w * scale))
-    top, left = (size - new_h) // 2, (size - new_w) // 2
+    top, left = (height - new_h) // 2, (width - new_w) // 2
     img = tv_tensors.Image(image)
     bb = tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(h, w))
     img, bb = TF.resize(img, [new_h, new_w], antialias=True), TF.resize(bb, [new_h, new_w])
-    padding = [left, top, size - new_w - left, size - new_h - top]
+    padding = [left, top, width - new_w - left, height - new_h - top]
     img, bb = TF.pad(img, padding, fill=PAD_VALUE), TF.pad(bb, padding)
     return (
         img.as_subclass(torch.Tensor),
@@ -126,7 +142,7 @@ def load_frame(
 
 @dataclass
 class DetectionSet:
-    images: torch.Tensor  # (N, 3, S, S) uint8, letterboxed
+    images: torch.Tensor  # (N, 3, height, width) uint8, letterboxed
     # Per frame (M, 5): class, x1, y1, x2, y2 in letterboxed pixels; class DONT_CARE: a region.
     targets: list[torch.Tensor]
     stems: list[str]
@@ -167,7 +183,7 @@ def load_detection_set(
     stems: list[str],
     num_classes: int,
     keep: tuple[int, ...],
-    img_size: int,
+    img_size: int | tuple[int, int],
 ) -> DetectionSet:
     """Letterbox the frames `stems` of a frames folder, keeping the classes `keep`.
 
@@ -193,14 +209,17 @@ def load_detection_set(
         targets.append(torch.cat([classes[:, None].float(), boxes], 1))
         letterboxes.append(transform)
     if not images:
-        return DetectionSet(
-            torch.zeros(0, 3, img_size, img_size, dtype=torch.uint8), [], [], [], []
-        )
+        width, height = input_shape(img_size)
+        return DetectionSet(torch.zeros(0, 3, height, width, dtype=torch.uint8), [], [], [], [])
     return DetectionSet(torch.stack(images), targets, list(stems), letterboxes, sizes, dont_care)
 
 
 def load_split(
-    frames: str | Path, split_path: str | Path, split: str, classes: tuple[str, ...], img_size: int
+    frames: str | Path,
+    split_path: str | Path,
+    split: str,
+    classes: tuple[str, ...],
+    img_size: int | tuple[int, int],
 ) -> DetectionSet:
     """The frames of one split, letterboxed, keeping `classes` (numbered 0.. in that order).
 
@@ -209,7 +228,7 @@ def load_split(
         split_path: The crop split file; a frame's split is its crops' split.
         split: `train`, `val` or `test`.
         classes: Names from the folder's `classes.txt` the detector learns.
-        img_size: The letterboxed side.
+        img_size: The letterboxed side, or (width, height).
 
     Raises:
         ValueError: naming a class that `classes.txt` does not list.

@@ -72,7 +72,7 @@ def predict_detections(
 def detect_frames(
     model: Darknet,
     images: list[torch.Tensor],
-    img_size: int,
+    img_size: int | tuple[int, int],
     conf_threshold: float,
     nms_iou: float,
     device: torch.device | str = "cpu",

@@ -363,6 +363,7 @@ def train_detector(
     det: DetectorParams,
     world: World = SINGLE,
     device: torch.device | None = None,
+    cfg_path: str | Path | None = None,
 ) -> tuple[Darknet, dict, dict]:
     """One run of the detector study, resumed when it can be.
 
@@ -381,6 +382,8 @@ def train_detector(
         det: The detector params.
         world: The data-parallel processes (`core.distributed`).
         device: Where to train (default: the CPU).
+        cfg_path: The Darknet cfg to build (default `det.cfg`): the `detector_anchors` stage's,
+            with the anchors `det.anchors` chooses.
 
     Returns:
         The model (weights of the last epoch), the best evaluation's `{"epoch", "model"}` and
@@ -399,13 +402,14 @@ def train_detector(
         load_split(frames, split, name, det.classes, det.img_size).to(device)
         for name in ("train", "val")
     )
+    cfg_path = det.cfg if cfg_path is None else cfg_path
     torch.manual_seed(seed)
-    model = build_darknet(det.cfg, len(det.classes))
+    model = build_darknet(cfg_path, len(det.classes))
     init_prediction_biases(model)
     if run == "transfer":
         info = json.loads(Path(init_info).read_text())
         loaded = transfer_weights(
-            model, init, det.cfg, info["file_classes"], info["file_convolutions"]
+            model, init, cfg_path, info["file_classes"], info["file_convolutions"]
         )
         print(
             f"transfer: loaded {loaded['loaded']} convolutions from {init}; "
@@ -419,7 +423,8 @@ def train_detector(
     del train_params["keep_checkpoints"]
     trained_under = {
         "classes": list(det.classes),
-        "cfg": det.cfg,
+        "cfg": str(cfg_path),
+        "cfg_sha256": sha256_file(cfg_path),  # the network and its anchors, not only the path
         "img_size": det.img_size,
         "train": train_params,
     }

@@ -31,6 +31,7 @@ from kitti_pipeline.report.tables import (
     markdown_tables,
     read_classifier_runs,
     read_detector_runs,
+    size_text,
     summarise_detector_seeds,
     summarise_seeds,
     with_published,
@@ -160,7 +161,7 @@ def compose_report(
     out += [
         "## Detector",
         "",
-        f"{source}; seeds {list(det.seeds)}; `{det.cfg}` at {det.img_size}, "
+        f"{source}; seeds {list(det.seeds)}; `{det.cfg}` at {size_text(det.img_size)}, "
         f"{det.train.epochs} epochs, {det.train.optimizer} lr {det.train.lr}, batch "
         f"{det.train.batch_size}, evaluated every "
         f"{det.train.eval_every} epochs; transfer weights `{det.init.source}` "

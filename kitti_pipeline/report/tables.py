@@ -175,6 +175,11 @@ RUN_NAMES = {"transfer": "Yes", "scratch": "No"}
 DETECTOR_COLUMNS = ("precision", "recall", "AP50", "F1", "AP50_95", "AP40_iou70_all_truths")
 
 
+def size_text(size: int | tuple[int, int]) -> str:
+    """The detector's input size as the reports write it: `416`, or `736x224` (width x height)."""
+    return str(size) if isinstance(size, int) else "x".join(str(s) for s in size)
+
+
 def read_detector_runs(folder: str | Path, seeds: tuple[int, ...]) -> dict:
     """Every detector run's metrics: (run, seed) -> `<run>-s<seed>.json`."""
     return {
