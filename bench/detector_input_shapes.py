@@ -30,6 +30,7 @@ import torch
 import yaml
 from timing import device_name
 
+from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.version import code_version
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,8 +76,7 @@ def run_variant(work: Path, raw: dict, frames: str) -> dict:
             *("--provenance", work / f"{run}.json", "--history", work / f"history/{run}.csv"),
         )
         seconds[run] = round(time.perf_counter() - began, 1)
-        history = json.loads((work / f"{run}.json").read_text())["history"]
-        val[run] = max(row["AP50"] for row in history)
+        val[run] = max(float(row["AP50"]) for row in read_csv(work / f"history/{run}.csv"))
         stage(
             "evaluate_detector",
             params,

@@ -16,9 +16,11 @@ from kitti_pipeline.detect.metrics import (
     match,
     matches_to_dict,
     rank_matches,
+    recall_points_ap,
     resampled_average_precision,
     resampled_coco_ap,
     resampled_f1,
+    resampled_points_ap,
     resampled_thresholded,
     summary_f1,
 )
@@ -52,11 +54,14 @@ def test_resampled_metrics_are_those_of_the_repeated_frames():
     ranked = rank_matches(detections, truths, 0.5)
     draws = frame_resamples(12, 25, seed=3)
     ap = resampled_average_precision(ranked, draws)
+    ap40 = resampled_points_ap(rank_matches(detections, truths, 0.7), draws)
     thresholded = resampled_thresholded(ranked, draws, 0.4)
     f1 = resampled_f1(ranked, draws, 0.4)
     for k, draw in enumerate(draws):
         scores, hits, n = match(*drawn(detections, truths, draw), 0.5)
         assert ap[k] == pytest.approx(average_precision(hits, n), abs=1e-12)
+        _, strict, _ = match(*drawn(detections, truths, draw), 0.7)
+        assert ap40[k] == pytest.approx(recall_points_ap(strict, n), abs=1e-12)
         kept = hits[scores >= 0.4]
         precision = kept.sum() / len(kept) if len(kept) else 0
         recall = kept.sum() / n if n else 0
@@ -146,6 +151,7 @@ def write_matches(path, stems, detections, truths, last=None):
             "epoch": epoch,
             "AP50": matches_to_dict(rank_matches(dets, truths, 0.5)),
             "AP50_95": matches_to_dict(coco_matches(dets, truths)),
+            "AP40_iou70_all_truths": matches_to_dict(rank_matches(dets, truths, 0.7)),
             "kitti_AP40": None,
         }
 

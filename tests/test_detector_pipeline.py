@@ -165,9 +165,9 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
             for key in ("AP50", "F1", "AP50_95"):
                 ci = figures["ci95"][key]
                 assert ci["low"] <= figures[key] <= ci["high"], (checkpoint, key)
-            assert set(figures["ci95"]) == {"precision", "recall", "AP50", "F1", "AP50_95"} | {
-                f"kitti_AP40_{level}" for level in ("easy", "moderate", "hard")
-            }
+            assert set(figures["ci95"]) == {
+                *("precision", "recall", "AP50", "F1", "AP50_95", "AP40_iou70_all_truths")
+            } | {f"kitti_AP40_{level}" for level in ("easy", "moderate", "hard")}
         matches = json.loads((out / f"matches/{run}.json").read_text())
         assert matches["stems"] == test_frames
         assert matches["best"]["epoch"] == metrics["best"]["epoch"]
@@ -193,7 +193,7 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
     for run in RUNS:
         for checkpoint in ("best", "last"):
             arm = comparison["arms"][run][checkpoint]
-            for key in ("precision", "recall", "AP50", "F1", "AP50_95"):
+            for key in ("precision", "recall", "AP50", "F1", "AP50_95", "AP40_iou70_all_truths"):
                 expected = mean(run, checkpoint, lambda m, key=key: m[key])
                 assert arm[key]["value"] == pytest.approx(expected, abs=1e-12), (run, key)
             moderate = mean(run, checkpoint, lambda m: m["kitti_AP40"]["moderate"])

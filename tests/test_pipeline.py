@@ -112,6 +112,8 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     expected |= {"metrics/classifier_comparisons.json", "metrics/detector_comparison.json"}
     expected |= {"metrics/detector_summary.json"}
     expected |= {f"metrics/init/{a}.json" for a in ("resnet18", "mobilenet_v2")}
+    expected |= {f"metrics/probe/{a}.json" for a in ("resnet18", "mobilenet_v2")}
+    expected |= {"metrics/detector_anchors.json"}
     expected |= {f"metrics/detector/{r}.json" for r in ("init", "transfer-s0", "scratch-s0")}
     expected |= {
         f"metrics/classifier/{a}-{r}-s0.json"

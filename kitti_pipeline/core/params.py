@@ -133,7 +133,8 @@ class DetectorInitParams:
     path, or from a URL into the torch hub cache, and checks its sha256; `weights_classes` is the
     number of classes it was trained for and `convolutions` how many conv layers it holds (null:
     all; 52 for the backbone-only `darknet53.conv.74`). `synthetic` pretrains on generated frames
-    of the stand-in task's ten classes with the `pretrain_*` settings (Adam, flips). `random`
+    of the stand-in task's ten classes with the `pretrain_*` settings (Adam, flips), square scenes
+    of side `pretrain_size` whatever the detector's input shape, as COCO trains square. `random`
     writes randomly initialised weights (from `seed`, for `weights_classes` classes): a stand-in
     for timing runs where the COCO file is absent.
     """
@@ -145,6 +146,7 @@ class DetectorInitParams:
     convolutions: int | None
     seed: int
     pretrain_frames: int
+    pretrain_size: int
     pretrain_epochs: int
     pretrain_batch_size: int
     pretrain_lr: float

@@ -32,8 +32,10 @@ from kitti_pipeline.detect.metrics import (
     average_precision,
     coco_points_ap,
     matches_from_dict,
+    recall_points_ap,
     resampled_average_precision,
     resampled_coco_ap,
+    resampled_points_ap,
     resampled_thresholded,
     thresholded_scores,
 )
@@ -46,9 +48,9 @@ COMPARED = ("AP50", "F1", "AP50_95", "kitti_AP40_moderate")
 def checkpoint_values(matches: dict, draws: np.ndarray, conf_threshold: float) -> dict:
     """One checkpoint's figures on the test frames and in each draw: metric -> (value, (R,)).
 
-    Precision, recall and F1 at `conf_threshold` and AP@0.5 from the matches at IoU 0.5,
-    AP@[.5:.95] from those at COCO's thresholds, and KITTI's AP40 of each level where there are
-    `label_2` files: the figures `evaluate_detector` reports.
+    Precision, recall and F1 at `conf_threshold` and AP@0.5 from the matches at IoU 0.5, the
+    all-truths AP40 from those at 0.7, AP@[.5:.95] from those at COCO's thresholds, and KITTI's
+    AP40 of each level where there are `label_2` files: the figures `evaluate_detector` reports.
     """
     ranked = matches_from_dict(matches["AP50"])
     truths = int(ranked.truths.sum())
@@ -58,6 +60,11 @@ def checkpoint_values(matches: dict, draws: np.ndarray, conf_threshold: float) -
     out["AP50"] = (
         average_precision(ranked.hits, truths),
         resampled_average_precision(ranked, draws),
+    )
+    strict = matches_from_dict(matches["AP40_iou70_all_truths"])
+    out["AP40_iou70_all_truths"] = (
+        recall_points_ap(strict.hits, int(strict.truths.sum())),
+        resampled_points_ap(strict, draws),
     )
     coco = matches_from_dict(matches["AP50_95"])
     out["AP50_95"] = (

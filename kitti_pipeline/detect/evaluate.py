@@ -38,6 +38,7 @@ from kitti_pipeline.detect.metrics import (
     rank_matches,
     resampled_average_precision,
     resampled_coco_ap,
+    resampled_points_ap,
     resampled_thresholded,
 )
 from kitti_pipeline.detect.model_files import load_detector
@@ -73,7 +74,8 @@ def evaluate_run(
     """Score a run's `best.pt` and `last.pt` on the test frames.
 
     Each checkpoint's figures of the first class get frame-level bootstrap 95% intervals
-    (`ci95`: precision, recall, AP@0.5, F1, AP@[.5:.95] and, with `label_2` files, KITTI's AP40
+    (`ci95`: precision, recall, AP@0.5, F1, AP@[.5:.95], the all-truths AP40 at IoU 0.7 and,
+    with `label_2` files, KITTI's AP40
     of each level; the same draws for every run), and its ranked matches are returned frame by
     frame for the comparison of the runs and seeds (`detect.compare`).
 
@@ -88,7 +90,8 @@ def evaluate_run(
         `detection_summary` with KITTI level APs where `label_2` exists), the best
         checkpoint's interpolated precision-recall curve of the first class, and the matches:
         the test frames, the class, and per checkpoint its epoch and `RankedMatches` at IoU 0.5
-        (`AP50`), at COCO's thresholds (`AP50_95`) and KITTI's curve of each level (`kitti_AP40`,
+        (`AP50`), at 0.7 (`AP40_iou70_all_truths`), at COCO's thresholds (`AP50_95`) and KITTI's
+        curve of each level (`kitti_AP40`,
         null without `label_2`).
     """
     test = load_split(frames, split, "test", det.classes, det.img_size)
@@ -131,14 +134,16 @@ def evaluate_run(
             result[class_name] = summary
             if k == 0:
                 ranked = rank_matches(mine, truths[k], 0.5)
+                strict = rank_matches(mine, truths[k], 0.7)
                 coco = coco_matches(mine, truths[k])
                 if name == "best":
                     pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
-                summary["ci95"] = run_intervals(ranked, coco, curves, draws, conf)
+                summary["ci95"] = run_intervals(ranked, strict, coco, curves, draws, conf)
                 matches[name] = {
                     "epoch": info["epoch"],
                     "AP50": matches_to_dict(ranked),
                     "AP50_95": matches_to_dict(coco),
+                    "AP40_iou70_all_truths": matches_to_dict(strict),
                     "kitti_AP40": {level: curve_to_dict(c) for level, c in curves.items()} or None,
                 }
         metrics[name] = result
@@ -153,18 +158,20 @@ def evaluate_run(
 
 def run_intervals(
     ranked: RankedMatches,
+    strict: RankedMatches,
     coco: RankedMatches,
     kitti: dict[str, KittiCurve],
     draws: np.ndarray,
     conf_threshold: float,
 ) -> dict:
     """The 95% intervals, over the frame draws `draws`, of a checkpoint's precision, recall,
-    AP@0.5 and F1 (`ranked`, IoU 0.5), AP@[.5:.95] (`coco`) and, with `label_2` files, KITTI's
-    AP40 of each level (`kitti`: level -> curve)."""
+    AP@0.5 and F1 (`ranked`, IoU 0.5), the all-truths AP40 at IoU 0.7 (`strict`), AP@[.5:.95]
+    (`coco`) and, with `label_2` files, KITTI's AP40 of each level (`kitti`: level -> curve)."""
     values = {
         **resampled_thresholded(ranked, draws, conf_threshold),
         "AP50": resampled_average_precision(ranked, draws),
         "AP50_95": resampled_coco_ap(coco, draws),
+        "AP40_iou70_all_truths": resampled_points_ap(strict, draws),
     }
     for level, curve in kitti.items():
         values[f"kitti_AP40_{level}"] = resampled_kitti_ap(curve, draws)

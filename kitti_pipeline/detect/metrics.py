@@ -86,6 +86,20 @@ def resampled_average_precision(matches: RankedMatches, draws: np.ndarray) -> np
     return np.concatenate(out)
 
 
+def resampled_points_ap(matches: RankedMatches, draws: np.ndarray, points: int = 40) -> np.ndarray:
+    """`recall_points_ap` of each draw, (R,)."""
+    levels = np.arange(1, points + 1) / points - 1e-12
+    out = []
+    for _, precision, recall, truths in resampled_curves(matches, draws):
+        envelope = np.maximum.accumulate(precision[:, ::-1], 1)[:, ::-1]
+        ap = np.zeros(len(precision))
+        for i in np.flatnonzero(truths > 0):
+            first = np.searchsorted(recall[i], levels, side="left")
+            ap[i] = envelope[i, first[first < recall.shape[1]]].sum() / points
+        out.append(ap)
+    return np.concatenate(out)
+
+
 def resampled_thresholded(
     matches: RankedMatches, draws: np.ndarray, conf_threshold: float
 ) -> dict[str, np.ndarray]:

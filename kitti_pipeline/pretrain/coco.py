@@ -33,7 +33,7 @@ from kitti_pipeline.detect.darknet import (
     transfer_weights,
     write_weights,
 )
-from kitti_pipeline.detect.data import DetectionSet, input_shape
+from kitti_pipeline.detect.data import DetectionSet
 from kitti_pipeline.detect.metrics import class_summary
 from kitti_pipeline.detect.predict import predict_detections
 from kitti_pipeline.detect.train import fit_detector
@@ -113,14 +113,6 @@ def pretrain_schedule(cfg: DetectorInitParams, device: str, amp: bool) -> Detect
         amp=amp,
         compile=False,
     )
-
-
-def scene_side(img_size: int | tuple[int, int]) -> int:
-    """The side of the square pretraining scenes for a detector input: the input's own side, or
-    for a rectangle the multiple of 32 nearest a square of its pixel count (COCO trains square).
-    """
-    width, height = input_shape(img_size)
-    return width if width == height else max(32, round((width * height) ** 0.5 / 32) * 32)
 
 
 def pretrain_detector(
@@ -206,7 +198,7 @@ def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
             schedule = pretrain_schedule(cfg, det.train.device, det.train.amp)
             device = resolve_device(det.train.device)
             model, info = pretrain_detector(
-                det.cfg, cfg.pretrain_frames, scene_side(det.img_size), schedule, cfg.seed, device
+                det.cfg, cfg.pretrain_frames, cfg.pretrain_size, schedule, cfg.seed, device
             )
             classes = len(OBJECT_CLASSES)
         convolutions, checked = None, None

@@ -1,0 +1,63 @@
+"""The linear probe of starting weights (`classify.probe`, stage `probe_init`)."""
+
+import json
+
+import numpy as np
+import pytest
+import yaml
+
+from kitti_pipeline.classify.probe import linear_probe
+from kitti_pipeline.core.files import read_csv
+
+from .conftest import run_data_stages
+
+
+def test_the_probe_by_hand():
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 30)
+    centres = np.array([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    separated = centres[labels] + rng.normal(size=(90, 2))
+    assert linear_probe((separated, labels), (separated, labels), 3) == 1.0
+    # Features that say nothing: the probe predicts the most frequent training class (class 1
+    # here), whose recall is 1, the others' 0: mCA 1/3.
+    lopsided = np.array([0] * 10 + [1] * 50 + [2] * 30)
+    flat = np.zeros((90, 4))
+    assert linear_probe((flat, lopsided), (flat, labels), 3) == pytest.approx(1 / 3)
+    # A class without val crops counts 0, as the study's mCA counts it.
+    assert linear_probe((separated, labels), (separated[:60], labels[:60]), 3) == pytest.approx(
+        2 / 3
+    )
+
+
+@pytest.mark.slow
+def test_random_init_weights_probe_exactly_as_their_control(stage, params_file, tmp_path):
+    """Init weights of the `random` source are the probe's own control (same seed, same
+    draw): equal scores, so they do not beat it; the synthetic stand-in gets a real score."""
+    run_data_stages(stage, params_file, tmp_path)
+    raw = yaml.safe_load(params_file.read_text())
+    for source in ("random", "synthetic"):
+        raw["classifier"]["init"]["source"] = source
+        params = tmp_path / f"{source}.yaml"
+        params.write_text(yaml.safe_dump(raw))
+        init = tmp_path / f"{source}.pt"
+        stage(
+            "init_weights",
+            *("--params", params, "--arch", "resnet18", "--out", init),
+            *("--metrics", tmp_path / f"{source}-init.json"),
+        )
+        out = tmp_path / f"{source}-probe.json"
+        stage(
+            "probe_init",
+            *("--params", params, "--arch", "resnet18", "--init", init),
+            *("--crops", tmp_path / "crops", "--split", tmp_path / "split.csv", "--metrics", out),
+        )
+        result = json.loads(out.read_text())
+        val = [r for r in read_csv(tmp_path / "split.csv") if r["split"] == "val"]
+        assert result["val_crops"] == len(val) and 0 <= result["val_mCA"]["init"] <= 1
+        if source == "random":
+            assert result["val_mCA"]["init"] == result["val_mCA"]["random"]
+            assert result["init_beats_random"] is False
+        else:
+            assert result["init_beats_random"] == (
+                result["val_mCA"]["init"] > result["val_mCA"]["random"]
+            )
