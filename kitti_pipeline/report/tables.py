@@ -58,6 +58,18 @@ def row_values(metrics: dict, classes: tuple[str, ...]) -> dict[str, float]:
     return values
 
 
+def mean_and_std(rows: list[dict[str, float]]) -> dict[str, float]:
+    """Each key's mean over `rows` (one per seed) and, with several, its sample standard
+    deviation (ddof 1) as `<key>_std`."""
+    cell = {}
+    for key in rows[0]:
+        values = np.array([r[key] for r in rows])
+        cell[key] = float(values.mean())
+        if len(values) > 1:
+            cell[f"{key}_std"] = float(values.std(ddof=1))
+    return cell
+
+
 def summarise_seeds(runs: dict[tuple[str, str, int], dict], classes: tuple[str, ...]) -> dict:
     """Mean and standard deviation over seeds for each (arch, regime): Tables 4 and 5 as JSON.
 
@@ -75,13 +87,7 @@ def summarise_seeds(runs: dict[tuple[str, str, int], dict], classes: tuple[str, 
     summary: dict = {}
     for arch, regime in sorted({(a, r) for a, r, _ in runs}):
         seeds = sorted(s for a, r, s in runs if (a, r) == (arch, regime))
-        rows = [row_values(runs[arch, regime, s], classes) for s in seeds]
-        cell: dict = {}
-        for column in rows[0]:
-            values = np.array([r[column] for r in rows])
-            cell[column] = float(values.mean())
-            if len(values) > 1:
-                cell[f"{column}_std"] = float(values.std(ddof=1))
+        cell = mean_and_std([row_values(runs[arch, regime, s], classes) for s in seeds])
         cell["seeds"] = len(seeds)
         cell["trainable_params"] = runs[arch, regime, seeds[0]]["params"]["trainable"]
         summary.setdefault(arch, {})[regime] = cell
@@ -208,13 +214,9 @@ def summarise_detector_seeds(runs: dict[tuple[str, int], dict], class_name: str)
     for run in sorted({r for r, _ in runs}, key=DETECTOR_RUNS.index):
         seeds = sorted(s for r, s in runs if r == run)
         for checkpoint in ("best", "last"):
-            rows = [checkpoint_row(runs[run, s][checkpoint], class_name) for s in seeds]
-            cell: dict = {}
-            for metric in rows[0]:
-                values = np.array([r[metric] for r in rows])
-                cell[metric] = float(values.mean())
-                if len(values) > 1:
-                    cell[f"{metric}_std"] = float(values.std(ddof=1))
+            cell = mean_and_std(
+                [checkpoint_row(runs[run, s][checkpoint], class_name) for s in seeds]
+            )
             cell["seeds"] = len(seeds)
             cell["epochs"] = [runs[run, s][checkpoint]["epoch"] for s in seeds]
             summary.setdefault(run, {})[checkpoint] = cell
