@@ -6,7 +6,7 @@ from pathlib import Path
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_csv, write_json, write_text
-from kitti_pipeline.core.params import REGIMES
+from kitti_pipeline.core.params import ARMS
 from kitti_pipeline.report.tables import (
     LOSS_FIELDS,
     comparison_table,
@@ -40,7 +40,7 @@ def main(argv=None):
     )
     compared = json.loads(Path(args.comparisons).read_text())
     comparisons = comparison_table(compared)
-    tables = markdown_tables(summary, runs, classes, REGIMES, arms=compared["arms"])
+    tables = markdown_tables(summary, runs, classes, ARMS, arms=compared["arms"])
     write_text(args.tables, header + tables + "\n" + comparisons)
     write_csv(args.losses, loss_rows(args.histories, cfg), ["run", *LOSS_FIELDS])
 

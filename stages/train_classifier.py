@@ -1,6 +1,8 @@
 """Stage `train_classifier` / `train_classifier_scratch`: one (architecture, regime, seed) run.
 
-`frozen` and `finetune` start from the init-weights file; `scratch` reads none. Checkpoints after
+`frozen` and `finetune` start from the init-weights file; `scratch` reads none; the control,
+`frozen_random`, trains as `frozen` does on a backbone drawn from `classifier.init.seed`, as the
+`random` init source draws it. Checkpoints after
 every epoch (not a DVC output); a rerun after an interruption resumes from the checkpoint when
 the run's params, crops, starting weights and library code are unchanged. Started by
 `torchrun --nproc-per-node=N`, it trains data-parallel (see `kitti_pipeline.core.distributed`).
@@ -11,6 +13,7 @@ from kitti_pipeline.classify.train import train_classifier
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.distributed import close_world, init_world
 from kitti_pipeline.core.files import write_csv, write_json
+from kitti_pipeline.core.params import CONTROL
 
 HISTORY_FIELDS = ["epoch", "train_loss", "train_acc", "val_loss", "val_acc"]
 
@@ -20,7 +23,7 @@ def main(argv=None):
         __doc__,
         argv,
         arch="resnet18 or mobilenet_v2",
-        regime="scratch, frozen or finetune",
+        regime="scratch, frozen, finetune or frozen_random (the control)",
         seed=(int, "the run's seed"),
         crops="crops folder",
         split="split CSV",
@@ -33,7 +36,8 @@ def main(argv=None):
     cfg = params.classifier.train
     world, device = init_world(cfg.device)
     run = (args.arch, args.regime, args.seed)
-    inputs = (args.crops, args.split, args.init, args.checkpoint)
+    init = params.classifier.init.seed if args.regime == CONTROL else args.init
+    inputs = (args.crops, args.split, init, args.checkpoint)
     model, record = train_classifier(*run, *inputs, params.data.classes, cfg, world, device)
     close_world(world)
     if world.main:

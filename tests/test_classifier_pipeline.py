@@ -5,8 +5,10 @@ import json
 import numpy as np
 import pytest
 import torch
+import torchvision
 from sklearn.metrics import precision_recall_fscore_support
 
+from kitti_pipeline.classify.model_files import save_init
 from kitti_pipeline.core.files import read_csv
 
 from .conftest import run_data_stages
@@ -31,8 +33,8 @@ def train_and_evaluate(stage, params, out, arch, regime, seed=0):
         out / "crops",
         "--split",
         out / "split.csv",
-        # Scratch reads no init weights, as its stage in dvc.yaml passes none.
-        *(("--init", out / f"init/{arch}.pt") if regime != "scratch" else ()),
+        # Scratch and the control read no init weights, as their stages in dvc.yaml pass none.
+        *(("--init", out / f"init/{arch}.pt") if regime in ("frozen", "finetune") else ()),
         "--checkpoint",
         out / f"ckpt/{run}.pt",
         "--model",
@@ -76,7 +78,7 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
             "--metrics",
             tmp_path / f"init/{arch}.json",
         )
-        for regime in ("scratch", "frozen", "finetune"):
+        for regime in ("scratch", "frozen", "finetune", "frozen_random"):
             train_and_evaluate(stage, params_file, tmp_path, arch, regime)
 
     run = "mobilenet_v2-frozen-s0"
@@ -109,6 +111,9 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
     scratch = json.loads((tmp_path / "metrics/mobilenet_v2-scratch-s0.json").read_text())
     assert own["difference"] == pytest.approx(metrics["mCA"] - scratch["mCA"])
     assert own["low"] <= own["difference"] <= own["high"]
+    control = json.loads((tmp_path / "metrics/mobilenet_v2-frozen_random-s0.json").read_text())
+    against = comparisons["comparisons"]["mobilenet_v2"]["frozen-frozen_random"]["mCA"]
+    assert against["difference"] == pytest.approx(metrics["mCA"] - control["mCA"])
     stage(
         "classifier_report",
         "--params",
@@ -127,7 +132,7 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
         tmp_path / "losses.csv",
     )
     losses = read_csv(tmp_path / "losses.csv")
-    assert len(losses) == 6 * 2  # every run, every epoch
+    assert len(losses) == 8 * 2  # every run, every epoch
     mine = [r for r in losses if r["run"] == run]
     assert [(r["epoch"], r["val_loss"]) for r in mine] == [
         (h["epoch"], h["val_loss"]) for h in history
@@ -138,6 +143,7 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
     assert frozen["acc_Car"] == metrics["per_class"]["Car"]["accuracy"]
     tables = (tmp_path / "tables.md").read_text()
     assert "### Table 4: ResNet18" in tables and "| MobileNetV2 pretrained, frozen |" in tables
+    assert "| ResNet18 random weights, frozen (control) |" in tables
     assert "### Comparisons: paired differences" in tables
 
     # A rerun with nothing changed resumes from the finished checkpoint and trains nothing more.
@@ -253,3 +259,22 @@ def test_a_new_crop_size_retrains_and_an_old_model_is_refused(stage, params_file
             *("--metrics", tmp_path / "m.json", "--predictions", tmp_path / "p.csv"),
             *("--figure", tmp_path / "c.png"),
         )
+
+
+def test_the_control_is_the_frozen_regime_on_random_weights(stage, params_file, tmp_path):
+    """`frozen_random` trains exactly as `frozen` does from an init file of randomly initialised
+    weights drawn from `classifier.init.seed` (0 in the ci profile), written here by hand."""
+    run_data_stages(stage, params_file, tmp_path)
+    torch.manual_seed(0)
+    state = torchvision.models.resnet18(num_classes=3).state_dict()
+    backbone = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    save_init(tmp_path / "init/resnet18.pt", "resnet18", "random", backbone, {})
+    models = {}
+    for regime in ("frozen", "frozen_random"):
+        run = train_and_evaluate(stage, params_file, tmp_path, "resnet18", regime)
+        models[regime] = torch.load(tmp_path / f"models/{run}.pt", weights_only=True)
+    frozen, control = models["frozen"]["state_dict"], models["frozen_random"]["state_dict"]
+    assert frozen.keys() == control.keys()
+    assert all(torch.equal(frozen[k], control[k]) for k in frozen)
+    assert models["frozen_random"]["regime"] == "frozen_random"
+    assert models["frozen_random"]["trainable_params"] == 512 * 3 + 3

@@ -13,6 +13,7 @@ from kitti_pipeline.classify.metrics import (
     scores_from_confusion,
 )
 from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
+from kitti_pipeline.core.params import ARMS
 
 CLASSES = ("Car", "Person", "Cyclist")
 
@@ -86,10 +87,7 @@ def slow_difference_interval(a, b, frames, resamples, metric):
 
 def runs_for(archs, seeds, make):
     return {
-        (arch, regime, s): make(arch, regime, s)
-        for arch in archs
-        for regime in ("scratch", "frozen", "finetune")
-        for s in seeds
+        (arch, regime, s): make(arch, regime, s) for arch in archs for regime in ARMS for s in seeds
     }
 
 
@@ -153,16 +151,18 @@ def test_identical_seeds_give_the_one_seed_interval_and_seed_noise_widens_it():
 
 def test_the_comparisons_are_the_studys_questions():
     pairs = arm_pairs(("resnet18", "mobilenet_v2"))
-    assert [(g, a, b) for g, a, b in pairs][:3] == [
+    assert [(g, a, b) for g, a, b in pairs][:4] == [
         ("resnet18", ("resnet18", "finetune"), ("resnet18", "scratch")),
         ("resnet18", ("resnet18", "frozen"), ("resnet18", "scratch")),
         ("resnet18", ("resnet18", "finetune"), ("resnet18", "frozen")),
+        ("resnet18", ("resnet18", "frozen"), ("resnet18", "frozen_random")),
     ]
+    # The architectures are compared on the regimes; the control is only the frozen arm's.
     assert pairs[-3:] == [
         ("resnet18-mobilenet_v2", ("resnet18", r), ("mobilenet_v2", r))
         for r in ("scratch", "frozen", "finetune")
     ]
-    assert len(pairs) == 9
+    assert len(pairs) == 11
 
 
 def test_each_arms_interval_is_its_runs_own_and_per_class_accuracy_the_slow_way():

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import REGIMES
+from kitti_pipeline.core.params import ARMS
 
 from .conftest import ROOT, copy_project, project_runner, run_data_stages
 
@@ -92,7 +92,7 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
         *(
             f"checkpoints/classifier/{a}-{r}-s0.pt"
             for a in ("mobilenet_v2", "resnet18")
-            for r in ("finetune", "frozen", "scratch")
+            for r in ("finetune", "frozen", "frozen_random", "scratch")
         ),
         "checkpoints/detector/scratch-s0",
         "checkpoints/detector/transfer-s0",
@@ -118,14 +118,14 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     expected |= {
         f"metrics/classifier/{a}-{r}-s0.json"
         for a in ("resnet18", "mobilenet_v2")
-        for r in ("scratch", "frozen", "finetune")
+        for r in ("scratch", "frozen", "finetune", "frozen_random")
     }
     assert set(metrics) == expected
     assert all("error" not in m and m["data"] for m in metrics.values())
     assert metrics["metrics/dataset.json"]["data"]["crops"]["all"]["total"] > 0
     summary = metrics["metrics/classifier_summary.json"]["data"]
     for arch in ("resnet18", "mobilenet_v2"):
-        for regime in ("scratch", "frozen", "finetune"):
+        for regime in ("scratch", "frozen", "finetune", "frozen_random"):
             run_metrics = metrics[f"metrics/classifier/{arch}-{regime}-s0.json"]["data"]
             assert 0 <= run_metrics["mCA"] <= 1
             assert summary[arch][regime]["mCA"] == run_metrics["mCA"]
@@ -135,13 +135,14 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     assert len(list((repo / "plots/detector/pictures").glob("*.png"))) == 2
     assert (repo / "reports/detector_table.md").read_text().count("| Yes |") == 4
 
-    # The report: every table, six confusion matrices, and the HTML copy with each image inline.
+    # The report: every table, eight confusion matrices (four arms of two archs), and the HTML
+    # copy with each image inline.
     report = (repo / "reports/REPORT.md").read_text()
     for heading in ("Table 1", "Table 4", "Table 5", "Table 6", "Loss curves", "Detections"):
         assert heading in report
     assert "profile `ci`" in report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
-    assert sum("plots/classifier/confusion/" in i for i in images) == 6
+    assert sum("plots/classifier/confusion/" in i for i in images) == 8
     assert all((repo / "reports" / i).exists() for i in images)
     html = (repo / "reports/REPORT.html").read_text()
     assert html.count('src="data:image/png;base64,') == len(images)
@@ -153,6 +154,7 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     assert ran == {
         "train_classifier_scratch",
         "train_classifier",
+        "train_classifier_control",
         "evaluate_classifier",
         "compare_classifiers",
         "classifier_report",
@@ -167,7 +169,7 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     for name in ("classifier_val_loss", "plots/classifier/predictions/resnet18-finetune-s0.csv"):
         assert set(plots[name][0]["revisions"]) == {"workspace", "HEAD"}
     overlay = json.dumps(plots["classifier_val_loss"])  # one line per run, whatever the runs
-    assert all(f'"run": "{a}-{r}-s0"' in overlay for a in ARCHS for r in REGIMES)
+    assert all(f'"run": "{a}-{r}-s0"' in overlay for a in ARCHS for r in ARMS)
     assert (
         "profile `ci with classifier.train.lr changed`" in (repo / "reports/REPORT.md").read_text()
     )
@@ -192,7 +194,10 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
 
     # New starting weights retrain the transfer arms only: scratch reads none.
     for knob, expected in (
-        ("classifier.init.seed=1", {"init_weights", "train_classifier"}),
+        (
+            "classifier.init.seed=1",
+            {"init_weights", "train_classifier", "train_classifier_control"},
+        ),
         ("detector.init.seed=1", {"init_detector", "train_detector_transfer"}),
     ):
         run("git", "reset", "-q", "--hard")

@@ -2,7 +2,7 @@
 
 import yaml
 
-from kitti_pipeline.core.params import DETECTOR_RUNS, REGIMES
+from kitti_pipeline.core.params import ARMS, CONTROL, DETECTOR_RUNS, REGIMES
 
 from .conftest import ROOT
 
@@ -13,7 +13,8 @@ def test_the_stages_run_every_arm_of_the_study():
     transfer = STAGES["train_classifier"]["matrix"]["regime"]
     assert sorted(["scratch", *transfer]) == sorted(REGIMES)
     assert "--regime scratch" in STAGES["train_classifier_scratch"]["cmd"]
-    assert STAGES["evaluate_classifier"]["matrix"]["regime"] == list(REGIMES)
+    assert f"--regime {CONTROL} " in STAGES["train_classifier_control"]["cmd"]
+    assert STAGES["evaluate_classifier"]["matrix"]["regime"] == list(ARMS)
     assert STAGES["evaluate_detector"]["matrix"]["run"] == list(DETECTOR_RUNS)
     for run in DETECTOR_RUNS:
         stage = STAGES[f"train_detector_{run}"]
@@ -33,6 +34,12 @@ def test_scratch_runs_depend_on_no_starting_weights():
         assert not any(init in dep or "init.json" in dep for dep in stage["deps"]), name
         assert "--init" not in stage["cmd"], name
         assert not any(".init" in p for p in stage["params"]), name
+    # The control draws its random backbone from the init seed, and reads no init file.
+    control = STAGES["train_classifier_control"]
+    assert (
+        not any("models/init/" in dep for dep in control["deps"]) and "--init" not in control["cmd"]
+    )
+    assert [p for p in control["params"] if ".init" in p] == ["classifier.init.seed"]
     for name, init in (
         ("train_classifier", "models/init/${item.arch}.pt"),
         ("train_detector_transfer", "models/detector/init.weights"),

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from kitti_pipeline.core.params import REGIMES, load_params
+from kitti_pipeline.core.params import ARMS, load_params
 from kitti_pipeline.report.tables import detector_table, loss_rows, summarise_detector_seeds
 
 from .conftest import ROOT
@@ -61,16 +61,16 @@ def test_detector_seeds_give_mean_and_sample_std_with_every_epoch():
 def test_loss_rows_hold_every_run_of_any_arch_and_seed(tmp_path):
     cfg = load_params(ROOT / "params.yaml").classifier
     cfg = dataclasses.replace(cfg, archs=("mobilenet_v2",), seeds=(3, 7))
-    for regime in REGIMES:
+    for regime in ARMS:
         for seed in cfg.seeds:
             (tmp_path / f"mobilenet_v2-{regime}-s{seed}.csv").write_text(
                 "epoch,train_loss,train_acc,val_loss,val_acc\n"
                 f"1,1.{seed},0.5,2.{seed},0.4\n2,0.{seed},0.6,1.{seed},0.5\n"
             )
     rows = loss_rows(tmp_path, cfg)
-    assert len(rows) == 3 * 2 * 2
+    assert len(rows) == 4 * 2 * 2
     assert rows[:2] == [
         {"run": "mobilenet_v2-scratch-s3", "epoch": "1", "train_loss": "1.3", "val_loss": "2.3"},
         {"run": "mobilenet_v2-scratch-s3", "epoch": "2", "train_loss": "0.3", "val_loss": "1.3"},
     ]
-    assert rows[-1]["run"] == "mobilenet_v2-finetune-s7" and rows[-1]["val_loss"] == "1.7"
+    assert rows[-1]["run"] == "mobilenet_v2-frozen_random-s7" and rows[-1]["val_loss"] == "1.7"

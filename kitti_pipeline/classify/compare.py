@@ -10,8 +10,9 @@ for each arm: an arm's value in the draw is the mean over its drawn seeds. The i
 the training noise between seeds as well as the sampling noise of the test frames. The reported
 difference is that of the means over all seeds on all test crops.
 
-Comparisons: for each architecture, finetune - scratch, frozen - scratch and finetune - frozen;
-for each regime, ResNet18 - MobileNetV2. A difference is resolved when its 95% interval excludes 0.
+Comparisons: for each architecture, finetune - scratch, frozen - scratch, finetune - frozen and
+frozen - frozen_random (the starting weights against random ones, both frozen); for each regime,
+ResNet18 - MobileNetV2. A difference is resolved when its 95% interval excludes 0.
 """
 
 from __future__ import annotations
@@ -30,10 +31,15 @@ from kitti_pipeline.core.bootstrap import (
     seed_resamples,
 )
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import REGIMES
+from kitti_pipeline.core.params import ARMS, CONTROL, REGIMES
 
 METRICS = ("mCA", "mF1")
-REGIME_PAIRS = (("finetune", "scratch"), ("frozen", "scratch"), ("finetune", "frozen"))
+REGIME_PAIRS = (
+    ("finetune", "scratch"),
+    ("frozen", "scratch"),
+    ("finetune", "frozen"),
+    ("frozen", CONTROL),
+)
 
 
 def arm_pairs(archs: tuple[str, ...]) -> list[tuple[str, tuple[str, str], tuple[str, str]]]:
@@ -150,7 +156,7 @@ def compare_classifiers(
     crops = [r["crop"] for r in tests]
     runs = {}
     for arch in archs:
-        for regime in REGIMES:
+        for regime in ARMS:
             for s in seeds:
                 path = Path(predictions) / f"{arch}-{regime}-s{s}.csv"
                 rows = read_csv(path)

@@ -12,6 +12,7 @@ Regimes:
     frozen    pretrained backbone, only the new head trains; the backbone stays in eval mode so
               its BatchNorm layers use and keep their pretrained running statistics;
     finetune  pretrained backbone, everything trains.
+The control arm, `frozen_random`, is the frozen regime on a randomly initialised backbone.
 """
 
 from __future__ import annotations
@@ -83,6 +84,14 @@ def replace_head(model: nn.Module, num_classes: int) -> nn.Module:
     else:
         raise TypeError(f"no head for {type(model).__name__}")
     return model
+
+
+def random_backbone(arch: str, num_classes: int, seed: int) -> dict[str, torch.Tensor]:
+    """The backbone state (head keys dropped) of randomly initialised `arch` weights drawn from
+    `seed`: the `random` init source's, and the control arm's."""
+    torch.manual_seed(seed)
+    state = build_classifier(arch, num_classes).state_dict()
+    return {k: v for k, v in state.items() if k not in HEAD_KEYS[arch]}
 
 
 def load_backbone(model: nn.Module, arch: str, state: dict[str, torch.Tensor], origin: str) -> None:

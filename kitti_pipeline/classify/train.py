@@ -33,6 +33,7 @@ from kitti_pipeline.classify.models import (
     count_parameters,
     head,
     load_backbone,
+    random_backbone,
     set_train_mode,
     to_device,
     trainable_parameters,
@@ -40,7 +41,7 @@ from kitti_pipeline.classify.models import (
 from kitti_pipeline.core.device import autocast, compute_type, describe_device, grad_scaler
 from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import read_csv, sha256_file
-from kitti_pipeline.core.params import ClassifierTrainParams, params_to_dict
+from kitti_pipeline.core.params import CONTROL, ClassifierTrainParams, params_to_dict
 from kitti_pipeline.core.resumable import Resumable, epoch_generator, tensor_digest
 from kitti_pipeline.core.version import code_version, library_hash
 
@@ -278,7 +279,7 @@ def train_classifier(
     seed: int,
     crops: str | Path,
     split: str | Path,
-    init: str | Path | None,
+    init: str | Path | int | None,
     checkpoint: str | Path,
     classes: tuple[str, ...],
     cfg: ClassifierTrainParams,
@@ -291,9 +292,11 @@ def train_classifier(
     crop pixels, starting weights, library code and process count are those it was saved under.
 
     Args:
-        arch, regime, seed: The run.
+        arch, regime, seed: The run; `regime` is one of `ARMS`: a regime, or the control
+            (`frozen_random`), which trains as `frozen` does.
         crops, split: The crop stage's folder and the split CSV.
-        init: The init-weights file of `arch` (frozen and finetune only; unread by `scratch`).
+        init: The init-weights file of `arch` (frozen and finetune; unread by `scratch`), or,
+            for the control, the seed its random backbone is drawn from.
         checkpoint: The run's checkpoint file.
         classes: Class names in id order.
         cfg: The training params.
@@ -315,12 +318,21 @@ def train_classifier(
         return tuple(t.to(device) for t in load_crops(crops, chosen, classes))
 
     train, val = crops_of("train"), crops_of("val")
+    if regime == CONTROL:
+        if not isinstance(init, int):
+            raise ValueError(f"{run}: the control needs the seed of its random backbone")
+        backbone_state = random_backbone(arch, len(classes), init)
+        init_key = origin = f"random weights, seed {init}"
+    elif regime != "scratch":
+        if init is None:
+            raise ValueError(f"{run}: the {regime} regime needs an init-weights file")
+        backbone_state, init_key = load_init(init, arch)["state_dict"], sha256_file(init)
+        origin = str(init)
+    # The head is drawn from the run's seed whatever the backbone.
     torch.manual_seed(seed)
     model = build_classifier(arch, len(classes))
     if regime != "scratch":
-        if init is None:
-            raise ValueError(f"{run}: the {regime} regime needs an init-weights file")
-        load_backbone(model, arch, load_init(init, arch)["state_dict"], str(init))
+        load_backbone(model, arch, backbone_state, origin)
     to_device(model, arch, device)
 
     key = {
@@ -331,7 +343,7 @@ def train_classifier(
         # The pixels themselves: a new crop size or resize mode leaves split.csv as it was.
         "crops": tensor_digest(*train, *val),
         "library": library_hash(),
-        "init": sha256_file(init) if regime != "scratch" else None,
+        "init": init_key if regime != "scratch" else None,
         "processes": world.size,
     }
     version = code_version()
@@ -350,7 +362,8 @@ def train_classifier(
     )
     on_epoch = resumable.save if world.main else None
     began = time.perf_counter()
-    history = fit(model, regime, train, val, fit_cfg, seed, resume, on_epoch, run, world)
+    fit_regime = "frozen" if regime == CONTROL else regime
+    history = fit(model, fit_regime, train, val, fit_cfg, seed, resume, on_epoch, run, world)
     seconds = time.perf_counter() - began
     trainable, total = count_parameters(model)
     if world.main:

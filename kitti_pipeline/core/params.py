@@ -17,9 +17,14 @@ from typing import Any, Literal
 import yaml
 
 CLASSES = ("Car", "Person", "Cyclist")
-# The study's arms. Every one runs: dvc.yaml lists them, scratch in stages of its own, since it
+# The study's regimes. Every one runs: dvc.yaml lists them, scratch in stages of its own, since it
 # reads no starting weights and must not rerun when they change.
 REGIMES = ("scratch", "frozen", "finetune")
+# The no-pretraining control: the frozen regime on randomly initialised weights (drawn from
+# `classifier.init.seed`), which the frozen arm must beat for its starting weights to count.
+CONTROL = "frozen_random"
+# Every classifier arm: the regimes and the control.
+ARMS = (*REGIMES, CONTROL)
 DETECTOR_RUNS = ("transfer", "scratch")
 
 
@@ -116,7 +121,7 @@ class ClassifierTrainParams:
 
 @dataclass(frozen=True)
 class ClassifierParams:
-    """The classifier study: a DVC matrix over `archs` x `REGIMES` x `seeds`."""
+    """The classifier study: a DVC matrix over `archs` x `ARMS` x `seeds`."""
 
     archs: tuple[Literal["resnet18", "mobilenet_v2"], ...]
     seeds: tuple[int, ...]

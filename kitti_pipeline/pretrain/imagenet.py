@@ -12,7 +12,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from kitti_pipeline.classify.models import HEAD_KEYS, build_classifier, load_backbone, to_device
+from kitti_pipeline.classify.models import (
+    HEAD_KEYS,
+    build_classifier,
+    load_backbone,
+    random_backbone,
+    to_device,
+)
 from kitti_pipeline.classify.train import FitConfig, fit, predict
 from kitti_pipeline.core.device import describe_device, resolve_device
 from kitti_pipeline.core.params import ClassifierInitParams
@@ -122,8 +128,7 @@ def init_classifier_weights(
         state = load_imagenet_state(arch, cfg.imagenet_dir, pinned)
         info = {"weights": f"{arch} IMAGENET1K_V1"}
     elif cfg.source == "random":
-        torch.manual_seed(cfg.seed)
-        state = build_classifier(arch, num_classes).state_dict()
+        state = random_backbone(arch, num_classes, cfg.seed)
         info = {"weights": f"{arch} random initialisation, seed {cfg.seed}"}
     else:
         state, info = pretrain_classifier(

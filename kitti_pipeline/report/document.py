@@ -19,7 +19,7 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import REGIMES, Params
+from kitti_pipeline.core.params import ARMS, Params
 from kitti_pipeline.report.figures import loss_curves_figure, metric_by_epoch_figure
 from kitti_pipeline.report.tables import (
     ARCH_NAMES,
@@ -123,9 +123,7 @@ def compose_report(
     summary = summarise_seeds(runs, classes)
     compared = json.loads(inputs.classifier_comparisons.read_text())
     out += [
-        markdown_tables(
-            summary, runs, classes, REGIMES, published.get("classifier"), compared["arms"]
-        )
+        markdown_tables(summary, runs, classes, ARMS, published.get("classifier"), compared["arms"])
     ]
     out += [comparison_table(compared)]
 
@@ -134,7 +132,7 @@ def compose_report(
     for arch in cfg.archs:
         images = [
             link(inputs.confusion / f"{arch}-{regime}-s{cfg.seeds[0]}.png", f"{arch} {regime}")
-            for regime in REGIMES
+            for regime in ARMS
         ]
         out += [" ".join(images), ""]
     out += ["### Loss curves", ""]
@@ -147,7 +145,7 @@ def compose_report(
                     for seed in cfg.seeds
                 ],
             )
-            for regime in REGIMES
+            for regime in ARMS
         ]
         name = f"loss_{arch}.png"
         figures[name] = loss_curves_figure(panels, f"{ARCH_NAMES.get(arch, arch)}: loss curves")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import DETECTOR_RUNS, REGIMES, ClassifierParams
+from kitti_pipeline.core.params import ARMS, DETECTOR_RUNS, ClassifierParams
 
 LOSS_FIELDS = ("epoch", "train_loss", "val_loss")
 
@@ -24,6 +24,7 @@ REGIME_NAMES = {
     "scratch": "from scratch",
     "frozen": "pretrained, frozen",
     "finetune": "pretrained, fine-tuned",
+    "frozen_random": "random weights, frozen (control)",
 }
 
 
@@ -34,7 +35,7 @@ def read_classifier_runs(folder: str | Path, cfg: ClassifierParams) -> dict:
             (Path(folder) / f"{arch}-{regime}-s{seed}.json").read_text()
         )
         for arch in cfg.archs
-        for regime in REGIMES
+        for regime in ARMS
         for seed in cfg.seeds
     }
 
@@ -45,7 +46,7 @@ def loss_rows(folder: str | Path, cfg: ClassifierParams) -> list[dict]:
     return [
         {"run": f"{arch}-{regime}-s{seed}", **{k: row[k] for k in LOSS_FIELDS}}
         for arch in cfg.archs
-        for regime in REGIMES
+        for regime in ARMS
         for seed in cfg.seeds
         for row in read_csv(Path(folder) / f"{arch}-{regime}-s{seed}.csv")
     ]
