@@ -3,8 +3,9 @@ linear probe and the frozen arm, for each architecture.
 
 The synthetic ImageNet stand-in (`classifier.init.source: synthetic`) pretrains on generated
 images of ten non-target classes. Each setting of images x epochs below pretrains from the same
-seed, and the starting weights are judged on the demo's crops, by val mCA (never the test
-crops), two ways, each against random weights measured in the same run:
+seed (`--seed`, default `classifier.init.seed`), and the starting weights are judged on the
+demo's crops, by val mCA (never the test crops), two ways, each against random weights measured
+in the same run:
 
 - the linear probe of `probe_init` (logistic regression on frozen backbone features, converged);
 - the frozen arm itself: the demo's frozen regime (`classifier.train`: Adam, lr, batch, epochs,
@@ -74,6 +75,10 @@ def frozen_val_mca(arch, backbone, sets, train, classes, device, steps=None) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="*", default=["resnet18", "mobilenet_v2"])
+    parser.add_argument(
+        "--settings", nargs="*", default=[f"{i}x{e}" for i, e in SETTINGS], help="e.g. 3000x4"
+    )
+    parser.add_argument("--seed", type=int, help="pretraining seed (default classifier.init.seed)")
     parser.add_argument("--out", default=str(ROOT / "bench/results/stand_in_tradeoff.json"))
     args = parser.parse_args()
 
@@ -87,13 +92,14 @@ def main() -> None:
         for name in ("train", "val")
     }
     train = raw["classifier"]["train"]
+    seed = init["seed"] if args.seed is None else args.seed
     results = {}
     for arch in args.archs:
         random = probe_scores(arch, {"random": None}, crops, split, classes, init["seed"], device)
         random_frozen = frozen_val_mca(arch, None, sets, train, classes, device)
         random_longer = frozen_val_mca(arch, None, sets, train, classes, device, STUDY_STEPS)
         settings = []
-        for images, epochs in SETTINGS:
+        for images, epochs in (map(int, text.split("x")) for text in args.settings):
             began = time.perf_counter()
             state, info = pretrain_classifier(
                 arch,
@@ -102,7 +108,7 @@ def main() -> None:
                 epochs,
                 init["pretrain_batch_size"],
                 init["pretrain_lr"],
-                init["seed"],
+                seed,
                 device,
             )
             seconds = time.perf_counter() - began
@@ -144,6 +150,7 @@ def main() -> None:
         "code_version": code_version(),
         "probe": PROBE,
         "image_size": init["pretrain_image_size"],
+        "pretrain_seed": seed,
         "study_steps": STUDY_STEPS,
         "archs": results,
     }
