@@ -15,17 +15,13 @@ prints per variant the best val AP@0.5 of each run and the test figures of the b
 """
 
 import argparse
-import json
-import os
 import shutil
 from pathlib import Path
 
 import torch
 import yaml
 from detector_input_shapes import RUNS, cell, run_variant
-from timing import device_name
-
-from kitti_pipeline.core.version import code_version
+from timing import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = ("mse", "giou")  # the demo's first
@@ -48,17 +44,14 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
         results[loss] = run_variant(work, raw, frames)
         print(f"{loss}: val AP50 {results[loss]['val_best_AP50']}")
-    out = {
-        "device": device_name(torch.device("cpu")),
-        "cpu_count": os.cpu_count(),
-        "code_version": code_version(),
-        "frames": raw["data"]["frames"],
-        "cfg": raw["detector"]["cfg"],
-        "img_size": raw["detector"]["img_size"],
-        "variants": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_results(
+        args.out,
+        torch.device("cpu"),
+        frames=raw["data"]["frames"],
+        cfg=raw["detector"]["cfg"],
+        img_size=raw["detector"]["img_size"],
+        variants=results,
+    )
     print(
         "| box loss | run | val AP@0.5 | test AP@0.5 | AP@[.5:.95] | AP40 at IoU 0.7 "
         "| KITTI moderate |"

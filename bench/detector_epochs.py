@@ -16,8 +16,6 @@ bench/results/detector_epochs.json.
 """
 
 import argparse
-import json
-import os
 import shutil
 from pathlib import Path
 
@@ -25,10 +23,9 @@ import torch
 import yaml
 from detector_box_loss import COLUMNS
 from detector_input_shapes import RUNS, cell, run_variant
-from timing import device_name
+from timing import write_results
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.version import code_version
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = (16, 32, 48)
@@ -64,17 +61,14 @@ def main() -> None:
         )
         results[epochs] = row
         print(f"{epochs} epochs: {row['train_seconds']} s; val AP50 {curves}")
-    out = {
-        "device": device_name(torch.device("cpu")),
-        "cpu_count": os.cpu_count(),
-        "code_version": code_version(),
-        "frames": raw["data"]["frames"],
-        "cfg": raw["detector"]["cfg"],
-        "img_size": raw["detector"]["img_size"],
-        "budgets": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_results(
+        args.out,
+        torch.device("cpu"),
+        frames=raw["data"]["frames"],
+        cfg=raw["detector"]["cfg"],
+        img_size=raw["detector"]["img_size"],
+        budgets=results,
+    )
     print(
         "| epochs | run | train s | val AP@0.5 per checkpoint | test AP@0.5 | AP@[.5:.95] "
         "| AP40 at IoU 0.7 | KITTI moderate | transfer - scratch AP@0.5 |"

@@ -19,7 +19,6 @@ with its paired interval (`compare_detectors`).
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -28,10 +27,9 @@ from pathlib import Path
 
 import torch
 import yaml
-from timing import device_name
+from timing import write_results
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.version import code_version
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
@@ -126,16 +124,13 @@ def main() -> None:
             f"{name}: {row['train_seconds']} s; val AP50 {row['val_best_AP50']}; test AP50 "
             + ", ".join(f"{run} {cell(row['test'][run]['AP50'])}" for run in RUNS)
         )
-    out = {
-        "device": device_name(torch.device("cpu")),
-        "cpu_count": os.cpu_count(),
-        "code_version": code_version(),
-        "frames": raw["data"]["frames"],
-        "cfg": raw["detector"]["cfg"],
-        "variants": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_results(
+        args.out,
+        torch.device("cpu"),
+        frames=raw["data"]["frames"],
+        cfg=raw["detector"]["cfg"],
+        variants=results,
+    )
     print(
         "| variant | anchors fit (mean IoU / BPR) | train s (transfer + scratch) "
         "| val AP@0.5 transfer / scratch | test AP@0.5 transfer | test AP@0.5 scratch "

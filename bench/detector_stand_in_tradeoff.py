@@ -19,7 +19,6 @@ the test figures, and writes bench/results/detector_stand_in_tradeoff.json.
 
 import argparse
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -27,10 +26,9 @@ from pathlib import Path
 import torch
 import yaml
 from detector_input_shapes import cell, stage
-from timing import device_name
+from timing import write_results
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.version import code_version
 
 ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = ((240, 10), (480, 10), (480, 20))  # (scenes, epochs); the demo's is the first
@@ -123,18 +121,15 @@ def main() -> None:
         rows.append(row)
         print(f"{scenes} x {epochs}: {pretrain_seconds} s pretraining; val AP50 {curve}")
 
-    out = {
-        "device": device_name(torch.device("cpu")),
-        "cpu_count": os.cpu_count(),
-        "code_version": code_version(),
-        "frames": raw["data"]["frames"],
-        "img_size": raw["detector"]["img_size"],
-        "epochs": raw["detector"]["train"]["epochs"],
-        "scratch": scratch,
-        "budgets": rows,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_results(
+        args.out,
+        torch.device("cpu"),
+        frames=raw["data"]["frames"],
+        img_size=raw["detector"]["img_size"],
+        epochs=raw["detector"]["train"]["epochs"],
+        scratch=scratch,
+        budgets=rows,
+    )
     epochs = sorted(scratch["val_AP50"])
     print(
         "| scenes x epochs | pretrain s | held-out mAP@0.5 | val AP@0.5 at epochs "

@@ -21,14 +21,12 @@ bench/results/stand_in_tradeoff.json.
 """
 
 import argparse
-import json
-import os
 import time
 from pathlib import Path
 
 import torch
 import yaml
-from timing import device_name
+from timing import write_results
 
 from kitti_pipeline.classify.metrics import class_scores, confusion_matrix
 from kitti_pipeline.classify.models import HEAD_KEYS, build_classifier, load_backbone, to_device
@@ -36,7 +34,6 @@ from kitti_pipeline.classify.probe import PROBE, probe_scores
 from kitti_pipeline.classify.train import FitConfig, fit, load_crops, predict
 from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.version import code_version
 from kitti_pipeline.pretrain.imagenet import pretrain_classifier
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,18 +141,15 @@ def main() -> None:
             "random_frozen_study_steps_val_mCA": random_longer,
             "settings": settings,
         }
-    out = {
-        "device": device_name(torch.device(device)),
-        "cpu_count": os.cpu_count(),
-        "code_version": code_version(),
-        "probe": PROBE,
-        "image_size": init["pretrain_image_size"],
-        "pretrain_seed": seed,
-        "study_steps": STUDY_STEPS,
-        "archs": results,
-    }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    write_results(
+        args.out,
+        torch.device(device),
+        probe=PROBE,
+        image_size=init["pretrain_image_size"],
+        pretrain_seed=seed,
+        study_steps=STUDY_STEPS,
+        archs=results,
+    )
     print(
         "| arch | images x epochs | pretrain s | held-out acc | probe val mCA (- random) "
         "| frozen arm val mCA (- random) | frozen, study's steps (- random) |"

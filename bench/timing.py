@@ -1,9 +1,15 @@
-"""Shared by the benchmarks: wall time of a call, and the name of the device it ran on."""
+"""Shared by the benchmarks: wall time of a call, the name of the device it ran on, and the
+results file with the machine and code version they were measured on."""
 
+import json
+import os
 import platform
 import time
+from pathlib import Path
 
 import torch
+
+from kitti_pipeline.core.version import code_version
 
 
 def timed(fn, device: torch.device, *args) -> dict:
@@ -22,3 +28,15 @@ def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name()
     return platform.processor() or platform.machine()
+
+
+def write_results(path: str | Path, device: torch.device, **fields) -> None:
+    """`fields` as a JSON file, after the device, CPU count and code version of the run."""
+    out = {
+        "device": device_name(device),
+        "cpu_count": os.cpu_count(),
+        "code_version": code_version(),
+        **fields,
+    }
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(json.dumps(out, indent=2) + "\n")
