@@ -1,8 +1,10 @@
 """The objects both pretraining stand-ins draw: ten classes that are not KITTI's.
 
 Buses, trucks, traffic lights, stop signs, trees, houses, dogs, benches, umbrellas and boats,
-each drawn with random colours, proportions, size and position over a random outdoor background
-with clutter, then blurred, downsampled and given sensor noise. They share low-level structure
+each drawn with random proportions, size and position over a random outdoor background with
+clutter, then blurred, downsampled and given sensor noise. Buses, trucks, houses and boats come in
+the few colours their kind is painted in (`PALETTE`), as real ones do; the other kinds keep their
+own colours (green trees, red stop signs) or take any (umbrellas). They share low-level structure
 with cars, persons and cyclists (wheels, windows, poles, limbs, silhouettes) but none of their
 classes or scenes. `imagenet` makes one-object images of them, `coco` scenes of several.
 """
@@ -38,6 +40,14 @@ ASPECT = {
     "bench": (1.6, 2.6),
     "umbrella": (0.8, 1.2),
     "boat": (1.0, 1.8),
+}
+
+# The colours a kind is painted in, each drawn jittered by up to 25 per channel.
+PALETTE = {
+    "bus": ((230, 190, 40), (190, 40, 40), (225, 225, 225), (40, 80, 160)),
+    "truck": ((230, 230, 230), (180, 40, 35), (90, 100, 120), (220, 120, 30)),
+    "house": ((215, 200, 170), (160, 80, 60), (235, 235, 230), (130, 130, 135)),
+    "boat": ((235, 235, 235), (170, 40, 40), (30, 45, 90)),
 }
 
 
@@ -78,6 +88,13 @@ def _colour(rng, low: int = 0, high: int = 256) -> tuple[int, int, int]:
     return tuple(int(v) for v in rng.integers(low, high, 3))
 
 
+def _paint(rng, name: str) -> tuple[int, int, int]:
+    """One of `name`'s `PALETTE` colours, jittered."""
+    palette = PALETTE[name]
+    base = palette[rng.integers(len(palette))]
+    return tuple(int(np.clip(c + rng.integers(-25, 26), 0, 255)) for c in base)
+
+
 def _wheels(draw, centres, r):
     for cx, cy in centres:
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=(20, 20, 20))
@@ -85,7 +102,7 @@ def _wheels(draw, centres, r):
 
 
 def _bus(draw, rng, x, y, w, h):
-    draw.rounded_rectangle([x, y, x + w, y + h * 0.85], radius=h * 0.08, fill=_colour(rng))
+    draw.rounded_rectangle([x, y, x + w, y + h * 0.85], radius=h * 0.08, fill=_paint(rng, "bus"))
     glass = _colour(rng, 20, 110)
     for wx in np.arange(x + w * 0.05, x + w * 0.9, w * rng.uniform(0.1, 0.16)):
         draw.rectangle([wx, y + h * 0.15, wx + w * 0.07, y + h * 0.45], fill=glass)
@@ -93,8 +110,8 @@ def _bus(draw, rng, x, y, w, h):
 
 
 def _truck(draw, rng, x, y, w, h):
-    draw.rectangle([x, y, x + w * 0.7, y + h * 0.8], fill=_colour(rng))
-    draw.rectangle([x + w * 0.72, y + h * 0.3, x + w, y + h * 0.8], fill=_colour(rng))
+    draw.rectangle([x, y, x + w * 0.7, y + h * 0.8], fill=_paint(rng, "truck"))
+    draw.rectangle([x + w * 0.72, y + h * 0.3, x + w, y + h * 0.8], fill=_paint(rng, "truck"))
     draw.rectangle(
         [x + w * 0.8, y + h * 0.36, x + w * 0.96, y + h * 0.55], fill=_colour(rng, 20, 110)
     )
@@ -140,12 +157,12 @@ def _tree(draw, rng, x, y, w, h):
 
 
 def _house(draw, rng, x, y, w, h):
-    draw.rectangle([x, y + h * 0.4, x + w, y + h], fill=_colour(rng))
+    draw.rectangle([x, y + h * 0.4, x + w, y + h], fill=_paint(rng, "house"))
     draw.polygon(
         [(x - w * 0.05, y + h * 0.42), (x + w / 2, y), (x + w * 1.05, y + h * 0.42)],
-        fill=_colour(rng),
+        fill=_paint(rng, "house"),
     )
-    draw.rectangle([x + w * 0.42, y + h * 0.65, x + w * 0.58, y + h], fill=_colour(rng))
+    draw.rectangle([x + w * 0.42, y + h * 0.65, x + w * 0.58, y + h], fill=_paint(rng, "house"))
     for wx in (x + w * 0.12, x + w * 0.7):
         draw.rectangle([wx, y + h * 0.52, wx + w * 0.18, y + h * 0.68], fill=_colour(rng, 20, 110))
 
@@ -189,7 +206,7 @@ def _umbrella(draw, rng, x, y, w, h):
 def _boat(draw, rng, x, y, w, h):
     draw.polygon(
         [(x, y + h * 0.65), (x + w, y + h * 0.65), (x + w * 0.85, y + h), (x + w * 0.15, y + h)],
-        fill=_colour(rng),
+        fill=_paint(rng, "boat"),
     )
     draw.line(
         [(x + w * 0.5, y), (x + w * 0.5, y + h * 0.65)],
