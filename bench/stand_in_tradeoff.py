@@ -1,5 +1,5 @@
-"""What does a longer stand-in pretraining buy the frozen arm? Pretraining time against the
-linear probe and the frozen arm, for each architecture.
+"""What does a longer stand-in pretraining buy the transfer arms? Pretraining time against the
+linear probe, the frozen arm and the fine-tuned arm, for each architecture.
 
 The synthetic ImageNet stand-in (`classifier.init.source: synthetic`) pretrains on generated
 images of ten non-target classes. Each setting of images x epochs below pretrains from the same
@@ -10,14 +10,16 @@ in the same run:
 - the linear probe of `probe_init` (logistic regression on frozen backbone features, converged);
 - the frozen arm itself: the demo's frozen regime (`classifier.train`: Adam, lr, batch, epochs,
   flips, cached features) trained from those weights, seed 0; and the same with as many steps
-  as the study's (1500 crops x 20 epochs / batch 8 = 3750; the demo's 600 x 10 / 8 give 750).
+  as the study's (1500 crops x 20 epochs / batch 8 = 3750; the demo's 600 x 10 / 8 give 750);
+- the fine-tuned arm: the demo's finetune regime from those weights, seed 0, against the demo's
+  scratch arm.
 
     dvc repro split            # the demo's crops and split
     python bench/stand_in_tradeoff.py
 
 prints per architecture and setting the pretraining seconds, the stand-in task's held-out
-accuracy, the probe's and the frozen arm's val mCA (and their gaps to random weights), writes
-bench/results/stand_in_tradeoff.json.
+accuracy, the probe's, the frozen arm's and the fine-tuned arm's val mCA (and their gaps to
+random weights, or to scratch), writes bench/results/stand_in_tradeoff.json.
 """
 
 import argparse
@@ -43,8 +45,8 @@ SETTINGS = ((3000, 4), (3000, 8), (6000, 8))  # (images, epochs); the demo's is 
 STUDY_STEPS = 1500 * 20 // 8
 
 
-def frozen_val_mca(arch, backbone, sets, train, classes, device, steps=None) -> float:
-    """The demo's frozen arm from `backbone` (None: random weights, seed 0): val mCA; with
+def arm_val_mca(arch, regime, backbone, sets, train, classes, device, steps=None) -> float:
+    """The demo's `regime` arm from `backbone` (None: random weights, seed 0): val mCA; with
     `steps`, trained for the epochs that make about that many steps."""
     torch.manual_seed(0)
     model = build_classifier(arch, len(classes))
@@ -63,7 +65,7 @@ def frozen_val_mca(arch, backbone, sets, train, classes, device, steps=None) -> 
         train["amp"],
     )
     on = {name: tuple(t.to(device) for t in pair) for name, pair in sets.items()}
-    fit(model, "frozen", on["train"], on["val"], cfg, 0, description=f"frozen {arch}")
+    fit(model, regime, on["train"], on["val"], cfg, 0, description=f"{regime} {arch}")
     predicted = predict(model, on["val"][0]).argmax(1).cpu().numpy()
     cm = confusion_matrix(sets["val"][1].numpy(), predicted, len(classes))
     return float(class_scores(cm[None])[0][0].mean())
@@ -93,8 +95,9 @@ def main() -> None:
     results = {}
     for arch in args.archs:
         random = probe_scores(arch, {"random": None}, crops, split, classes, init["seed"], device)
-        random_frozen = frozen_val_mca(arch, None, sets, train, classes, device)
-        random_longer = frozen_val_mca(arch, None, sets, train, classes, device, STUDY_STEPS)
+        random_frozen = arm_val_mca(arch, "frozen", None, sets, train, classes, device)
+        random_longer = arm_val_mca(arch, "frozen", None, sets, train, classes, device, STUDY_STEPS)
+        scratch = arm_val_mca(arch, "scratch", None, sets, train, classes, device)
         settings = []
         for images, epochs in (map(int, text.split("x")) for text in args.settings):
             began = time.perf_counter()
@@ -113,8 +116,11 @@ def main() -> None:
             probe = probe_scores(
                 arch, {"stand-in": backbone}, crops, split, classes, init["seed"], device
             )["stand-in"]
-            frozen = frozen_val_mca(arch, backbone, sets, train, classes, device)
-            longer = frozen_val_mca(arch, backbone, sets, train, classes, device, STUDY_STEPS)
+            frozen = arm_val_mca(arch, "frozen", backbone, sets, train, classes, device)
+            longer = arm_val_mca(
+                arch, "frozen", backbone, sets, train, classes, device, STUDY_STEPS
+            )
+            finetune = arm_val_mca(arch, "finetune", backbone, sets, train, classes, device)
             settings.append(
                 {
                     "images": images,
@@ -127,18 +133,22 @@ def main() -> None:
                     "frozen_minus_random": frozen - random_frozen,
                     "frozen_study_steps_val_mCA": longer,
                     "frozen_study_steps_minus_random": longer - random_longer,
+                    "finetune_val_mCA": finetune,
+                    "finetune_minus_scratch": finetune - scratch,
                 }
             )
             print(
                 f"{arch} {images} images x {epochs} epochs: {seconds:.0f} s, held-out "
                 f"{info['held_out_accuracy']:.3f}, probe val mCA {probe:.3f} (random weights "
                 f"{random['random']:.3f}), frozen arm val mCA {frozen:.3f} (random weights "
-                f"{random_frozen:.3f}); at the study's steps {longer:.3f} ({random_longer:.3f})"
+                f"{random_frozen:.3f}); at the study's steps {longer:.3f} ({random_longer:.3f}); "
+                f"fine-tuned {finetune:.3f} (scratch {scratch:.3f})"
             )
         results[arch] = {
             "random_probe_val_mCA": random["random"],
             "random_frozen_val_mCA": random_frozen,
             "random_frozen_study_steps_val_mCA": random_longer,
+            "scratch_val_mCA": scratch,
             "settings": settings,
         }
     write_results(
@@ -152,9 +162,10 @@ def main() -> None:
     )
     print(
         "| arch | images x epochs | pretrain s | held-out acc | probe val mCA (- random) "
-        "| frozen arm val mCA (- random) | frozen, study's steps (- random) |"
+        "| frozen arm val mCA (- random) | frozen, study's steps (- random) "
+        "| fine-tuned val mCA (- scratch) |"
     )
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for arch, result in results.items():
         for row in result["settings"]:
             print(
@@ -163,7 +174,8 @@ def main() -> None:
                 f"| {row['probe_val_mCA']:.3f} ({row['probe_minus_random']:+.3f}) "
                 f"| {row['frozen_val_mCA']:.3f} ({row['frozen_minus_random']:+.3f}) "
                 f"| {row['frozen_study_steps_val_mCA']:.3f} "
-                f"({row['frozen_study_steps_minus_random']:+.3f}) |"
+                f"({row['frozen_study_steps_minus_random']:+.3f}) "
+                f"| {row['finetune_val_mCA']:.3f} ({row['finetune_minus_scratch']:+.3f}) |"
             )
     print(f"wrote {args.out}")
 
