@@ -1,10 +1,30 @@
-"""The detection matching this project used before `greedy_matches`: one Python pass per IoU
-threshold and a torch reduction per detection. Kept as the slow reference that the tests hold
-the one-pass matching equal to, and as the baseline of bench/detector_matching_speed.py."""
+"""Slow references that the tests hold the fast code equal to.
+
+`match_loop` is the detection matching this project used before `greedy_matches`: one Python
+pass per IoU threshold and a torch reduction per detection, also the baseline of
+bench/detector_matching_speed.py. `drawn_crops` spells out the frame bootstrap crop by crop."""
 
 import numpy as np
 import torch
 from torchvision.ops import box_iou
+
+from kitti_pipeline.core.bootstrap import frame_resamples
+
+
+def drawn_crops(frames: list[str], resamples: int) -> list[list[int]]:
+    """The crops of each draw of `core.bootstrap.frame_resamples` over the sorted distinct
+    `frames` (the frame of each crop): every crop of a frame, once for each time it is drawn."""
+    names = sorted(set(frames))
+    return [
+        [
+            i
+            for name, count in zip(names, draw, strict=True)
+            for _ in range(count)
+            for i in range(len(frames))
+            if frames[i] == name
+        ]
+        for draw in frame_resamples(len(names), resamples)
+    ]
 
 
 def match_loop(detections, truths, iou_threshold, ignored=None):

@@ -15,6 +15,8 @@ from kitti_pipeline.classify.metrics import (
 from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
 from kitti_pipeline.core.params import ARMS
 
+from .reference_metrics import drawn_crops
+
 CLASSES = ("Car", "Person", "Cyclist")
 
 
@@ -183,16 +185,8 @@ def test_each_arms_interval_is_its_runs_own_and_per_class_accuracy_the_slow_way(
     assert cell["acc_Person"]["value"] == pytest.approx(
         recall_score(y_true, y_pred, average=None)[1]
     )
-    names = sorted(set(frames))
     recalls = []
-    for draw in frame_resamples(len(names), 200):
-        picks = [
-            i
-            for f, n in zip(names, draw, strict=True)
-            for _ in range(n)
-            for i in range(150)
-            if frames[i] == f
-        ]
+    for picks in drawn_crops(frames, 200):
         t, p = y_true[picks], y_pred[picks]
         recalls.append((p[t == 1] == 1).mean() if (t == 1).any() else 0.0)
     expected = percentile_interval(np.array(recalls))

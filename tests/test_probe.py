@@ -8,10 +8,10 @@ import yaml
 from sklearn.metrics import recall_score
 
 from kitti_pipeline.classify.probe import linear_probe, paired_difference
-from kitti_pipeline.core.bootstrap import frame_resamples
 from kitti_pipeline.core.files import read_csv
 
 from .conftest import run_data_stages
+from .reference_metrics import drawn_crops
 
 
 def test_the_probe_by_hand():
@@ -84,17 +84,7 @@ def test_the_paired_interval_matches_a_slow_resampling_loop():
             labels[index], predicted[index], labels=[0, 1, 2], average="macro", zero_division=0
         )
 
-    names = sorted(set(frames))
-    slow = []
-    for counts in frame_resamples(len(names), 200):
-        index = [
-            i
-            for name, c in zip(names, counts, strict=True)
-            for _ in range(c)
-            for i in range(60)
-            if frames[i] == name
-        ]
-        slow.append(mca(index, a) - mca(index, b))
+    slow = [mca(index, a) - mca(index, b) for index in drawn_crops(frames, 200)]
     everything = list(range(60))
     assert cell["difference"] == pytest.approx(mca(everything, a) - mca(everything, b))
     assert (cell["low"], cell["high"]) == pytest.approx(tuple(np.quantile(slow, [0.025, 0.975])))
