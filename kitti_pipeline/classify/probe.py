@@ -21,7 +21,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from kitti_pipeline.classify.metrics import class_scores, confusion_matrix, resampled_confusions
+from kitti_pipeline.classify.metrics import (
+    confusion_matrix,
+    macro_scores,
+    resampled_confusions,
+    scores_from_confusion,
+)
 from kitti_pipeline.classify.model_files import load_init
 from kitti_pipeline.classify.models import (
     build_classifier,
@@ -53,7 +58,7 @@ def linear_probe(
 
 
 def _mca(labels: np.ndarray, predicted: np.ndarray, num_classes: int) -> float:
-    return float(class_scores(confusion_matrix(labels, predicted, num_classes))[0].mean())
+    return scores_from_confusion(confusion_matrix(labels, predicted, num_classes))["mCA"]
 
 
 def paired_difference(
@@ -68,7 +73,7 @@ def paired_difference(
     frame-level bootstrap draws (`core.bootstrap`) that resample both alike."""
     draws = frame_resamples(len(set(frames)), resamples)
     per_draw = [
-        class_scores(resampled_confusions(labels, p, frames, draws, num_classes))[0].mean(-1)
+        macro_scores(resampled_confusions(labels, p, frames, draws, num_classes))["mCA"]
         for p in (a, b)
     ]
     difference = _mca(labels, a, num_classes) - _mca(labels, b, num_classes)
