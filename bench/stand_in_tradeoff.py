@@ -30,7 +30,7 @@ import torch
 import yaml
 from timing import write_results
 
-from kitti_pipeline.classify.metrics import class_scores, confusion_matrix
+from kitti_pipeline.classify.metrics import confusion_matrix, scores_from_confusion
 from kitti_pipeline.classify.models import HEAD_KEYS, build_classifier, load_backbone, to_device
 from kitti_pipeline.classify.probe import PROBE, probe_scores
 from kitti_pipeline.classify.train import FitConfig, fit, load_crops, predict
@@ -68,7 +68,7 @@ def arm_val_mca(arch, regime, backbone, sets, train, classes, device, steps=None
     fit(model, regime, on["train"], on["val"], cfg, 0, description=f"{regime} {arch}")
     predicted = predict(model, on["val"][0]).argmax(1).cpu().numpy()
     cm = confusion_matrix(sets["val"][1].numpy(), predicted, len(classes))
-    return float(class_scores(cm[None])[0][0].mean())
+    return scores_from_confusion(cm)["mCA"]
 
 
 def main() -> None:
