@@ -34,15 +34,18 @@ ROOT = Path(__file__).resolve().parents[1]
 BUDGETS = ((240, 10), (480, 10), (480, 20))  # (scenes, epochs); the demo's is the first
 
 
-def train_and_score(work: Path, params: Path, frames: str, run: str, init: Path | None) -> dict:
-    """One run trained and evaluated in `work`: seconds and val AP@0.5 per evaluated epoch."""
+def train_and_score(
+    work: Path, params: Path, frames: str, run: str, init: Path | None, seed: int = 0
+) -> dict:
+    """One run trained from `seed` and evaluated in `work`: seconds and val AP@0.5 per evaluated
+    epoch; its test matches in `work/matches/<run>-s<seed>.json`."""
     split, cfg = ROOT / "data/split.csv", ROOT / "data/detector.cfg"
     starting = ("--init", init / "init.weights", "--init-info", init / "init.json") if init else ()
     began = time.perf_counter()
     stage(
         "train_detector",
         params,
-        *("--run-name", run, "--seed", 0, "--cfg", cfg),
+        *("--run-name", run, "--seed", seed, "--cfg", cfg),
         *("--frames", frames, "--split", split, *starting),
         *("--checkpoints", work / "checkpoints", "--model", work / "model"),
         *("--provenance", work / "provenance.json", "--history", work / "history.csv"),
@@ -53,7 +56,7 @@ def train_and_score(work: Path, params: Path, frames: str, run: str, init: Path 
         params,
         *("--frames", frames, "--split", split, "--model", work / "model"),
         *("--metrics", work / "metrics.json", "--pr", work / "pr.csv"),
-        *("--matches", work / f"matches/{run}-s0.json"),
+        *("--matches", work / f"matches/{run}-s{seed}.json"),
     )
     curve = {int(r["epoch"]): float(r["AP50"]) for r in read_csv(work / "history.csv") if r["AP50"]}
     return {"train_seconds": seconds, "val_AP50": curve}

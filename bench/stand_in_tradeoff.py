@@ -45,10 +45,11 @@ SETTINGS = ((3000, 4), (3000, 8), (6000, 8))  # (images, epochs); the demo's is 
 STUDY_STEPS = 1500 * 20 // 8
 
 
-def arm_val_mca(arch, regime, backbone, sets, train, classes, device, steps=None) -> float:
-    """The demo's `regime` arm from `backbone` (None: random weights, seed 0): val mCA; with
-    `steps`, trained for the epochs that make about that many steps."""
-    torch.manual_seed(0)
+def arm_predictions(arch, regime, backbone, sets, train, classes, device, steps=None, seed=0):
+    """The demo's `regime` arm from `backbone` (None: random weights drawn from `seed`), trained
+    from `seed` on `sets["train"]`: its predicted class ids for every other set of `sets`, by
+    name; with `steps`, trained for the epochs that make about that many steps."""
+    torch.manual_seed(seed)
     model = build_classifier(arch, len(classes))
     if backbone is not None:
         load_backbone(model, arch, backbone, "stand-in")
@@ -65,9 +66,18 @@ def arm_val_mca(arch, regime, backbone, sets, train, classes, device, steps=None
         train["amp"],
     )
     on = {name: tuple(t.to(device) for t in pair) for name, pair in sets.items()}
-    fit(model, regime, on["train"], on["val"], cfg, 0, description=f"{regime} {arch}")
-    predicted = predict(model, on["val"][0]).argmax(1).cpu().numpy()
-    cm = confusion_matrix(sets["val"][1].numpy(), predicted, len(classes))
+    fit(model, regime, on["train"], on["val"], cfg, seed, description=f"{regime} {arch}")
+    return {
+        name: predict(model, on[name][0]).argmax(1).cpu().numpy()
+        for name in sets
+        if name != "train"
+    }
+
+
+def arm_val_mca(arch, regime, backbone, sets, train, classes, device, steps=None) -> float:
+    """The val mCA of `arm_predictions` from seed 0."""
+    predicted = arm_predictions(arch, regime, backbone, sets, train, classes, device, steps)
+    cm = confusion_matrix(sets["val"][1].numpy(), predicted["val"], len(classes))
     return scores_from_confusion(cm)["mCA"]
 
 
