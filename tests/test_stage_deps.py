@@ -159,3 +159,15 @@ def test_the_package_has_no_module_outside_its_parts():
     assert docstring_only(ROOT / PACKAGE / "__init__.py")
     folders = {p.name for p in (ROOT / PACKAGE).iterdir() if p.is_dir() and p.name != "__pycache__"}
     assert folders == set(LAYERS)
+
+
+def test_the_lock_holds_only_the_stages_of_dvc_yaml():
+    """A renamed or removed stage leaves its entry in dvc.lock, which `dvc repro` never prunes:
+    the committed lock must name exactly the stages dvc.yaml expands to (matrix items
+    included)."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        stages = {stage.addressing for stage in repo.index.stages}
+    locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
+    assert locked == stages
