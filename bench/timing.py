@@ -25,8 +25,14 @@ def timed(fn, device: torch.device, *args) -> dict:
 
 
 def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name (figures differ between CPU models)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     return platform.processor() or platform.machine()
 
 
