@@ -26,6 +26,7 @@ bench/results/stand_in_seeds.json.
 
 import argparse
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -35,13 +36,13 @@ from timing import write_results
 
 from kitti_pipeline.classify.compare import arm_sampler
 from kitti_pipeline.classify.metrics import confusion_matrix, scores_from_confusion
-from kitti_pipeline.classify.models import HEAD_KEYS
 from kitti_pipeline.classify.probe import PROBE, probe_val_predictions
 from kitti_pipeline.classify.train import load_crops
 from kitti_pipeline.core.bootstrap import difference_cell
 from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.pretrain.imagenet import pretrain_classifier
+from kitti_pipeline.core.params import load_params
+from kitti_pipeline.pretrain.imagenet import init_classifier_weights
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = ("val", "test")
@@ -55,20 +56,13 @@ COMPARISONS = {
 
 def seed_predictions(arch, seed, init, train, sets, rows, classes, device) -> tuple[dict, dict]:
     """Every arm's predictions for one seed, {split: {arm: class ids}}, and the stand-in's
-    pretraining figures: the stand-in pretrained from `seed`, random weights drawn from it."""
+    pretraining figures: the starting weights of `init` (`classifier.init`) with its seed set to
+    `seed`, as `init_weights` makes them, and random weights drawn from `seed`."""
     began = time.perf_counter()
-    state, info = pretrain_classifier(
-        arch,
-        init["pretrain_images"],
-        init["pretrain_image_size"],
-        init["pretrain_epochs"],
-        init["pretrain_batch_size"],
-        init["pretrain_lr"],
-        seed,
-        device,
+    backbone, info = init_classifier_weights(
+        arch, replace(init, seed=seed), len(classes), train["device"], train["amp"]
     )
     seconds = time.perf_counter() - began
-    backbone = {k: v for k, v in state.items() if k not in HEAD_KEYS[arch]}
     _, probe = probe_val_predictions(
         arch,
         {"probe": backbone, "probe_random": None},
@@ -91,7 +85,7 @@ def seed_predictions(arch, seed, init, train, sets, rows, classes, device) -> tu
     pretraining = {
         "seed": seed,
         "pretrain_seconds": round(seconds, 1),
-        "held_out_accuracy": info["held_out_accuracy"],
+        "held_out_accuracy": info.get("held_out_accuracy"),
     }
     return predicted, pretraining
 
@@ -104,7 +98,7 @@ def main() -> None:
     args = parser.parse_args()
 
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    init, train = raw["classifier"]["init"], raw["classifier"]["train"]
+    init, train = load_params(ROOT / "params.yaml").classifier.init, raw["classifier"]["train"]
     classes = tuple(raw["data"]["classes"])
     resamples = raw["classifier"]["bootstrap"]
     device = resolve_device(train["device"])
@@ -155,7 +149,8 @@ def main() -> None:
         args.out,
         torch.device(device),
         probe=PROBE,
-        pretrain=f"{init['pretrain_images']} images x {init['pretrain_epochs']} epochs",
+        init_source=init.source,
+        pretrain=f"{init.pretrain_images} images x {init.pretrain_epochs} epochs",
         seeds=list(seeds),
         resamples=resamples,
         archs=results,
