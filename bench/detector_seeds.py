@@ -9,11 +9,13 @@ weights), on the demo's frames and split, and are evaluated as the pipeline eval
     dvc repro detector_anchors   # the demo's frames, split and data/detector.cfg
     python bench/detector_seeds.py --seeds 0 1 2
 
-prints, per evaluated epoch, each seed's val AP@0.5 of both runs and their mean difference over
-seeds with a 95% t-interval (seeds the unit); and on test, transfer - scratch at the best
-checkpoints in AP@0.5, AP@[.5:.95] and KITTI moderate AP40 from `compare_detectors` over all the
-seeds (each draw resamples the test frames and each run's seeds, as `detector.seeds` does in the
-pipeline); and writes bench/results/detector_seeds.json.
+`--params` and `--split` run it on other params and another split of the same frames (one made
+by `python stages/split.py --params P --crops data/crops --out S`). It prints, per evaluated
+epoch, each seed's val AP@0.5 of both runs and their mean difference over seeds with a 95%
+t-interval (seeds the unit); and on test, transfer - scratch at the best checkpoints in AP@0.5,
+AP@[.5:.95] and KITTI moderate AP40 from `compare_detectors` over all the seeds (each draw
+resamples the test frames and each run's seeds, as `detector.seeds` does in the pipeline); and
+writes bench/results/detector_seeds.json (or `--out`).
 """
 
 import argparse
@@ -29,6 +31,8 @@ from detector_input_shapes import RUNS, cell, stage
 from detector_stand_in_tradeoff import train_and_score
 from scipy import stats
 from timing import write_results
+
+from kitti_pipeline.core.files import read_csv
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ("AP50", "AP50_95", "kitti_AP40_moderate")
@@ -53,12 +57,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--work", default="/tmp/detector_seeds", help="scratch folder")
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
+    parser.add_argument("--split", default=str(ROOT / "data/split.csv"), help="of data/crops")
     parser.add_argument("--out", default=str(ROOT / "bench/results/detector_seeds.json"))
     args = parser.parse_args()
     if len(args.seeds) < 2:
         parser.error("--seeds: an interval over seeds needs at least two")
 
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+    raw = yaml.safe_load(Path(args.params).read_text())
+    rows = read_csv(args.split)
     raw["detector"]["seeds"] = args.seeds
     frames = str(ROOT / raw["data"]["frames"])
     work = Path(args.work)
@@ -83,7 +90,7 @@ def main() -> None:
         }
         for run in RUNS:
             init = here if run == "transfer" else None
-            row[run] = train_and_score(here / run, params, frames, run, init, seed)
+            row[run] = train_and_score(here / run, params, frames, run, init, seed, args.split)
             best = json.loads((here / run / "metrics.json").read_text())["best"]
             row[run]["test_best"] = {
                 "epoch": best["epoch"],
@@ -120,6 +127,10 @@ def main() -> None:
         args.out,
         torch.device("cpu"),
         frames=raw["data"]["frames"],
+        frames_with_crops={
+            name: len({r["frame"] for r in rows if r["split"] == name})
+            for name in ("train", "val", "test")
+        },
         img_size=raw["detector"]["img_size"],
         epochs=raw["detector"]["train"]["epochs"],
         pretrain=f"{raw['detector']['init']['pretrain_frames']} scenes x "

@@ -35,11 +35,17 @@ BUDGETS = ((240, 10), (480, 10), (480, 20))  # (scenes, epochs); the demo's is t
 
 
 def train_and_score(
-    work: Path, params: Path, frames: str, run: str, init: Path | None, seed: int = 0
+    work: Path,
+    params: Path,
+    frames: str,
+    run: str,
+    init: Path | None,
+    seed: int = 0,
+    split: Path = ROOT / "data/split.csv",
 ) -> dict:
-    """One run trained from `seed` and evaluated in `work`: seconds and val AP@0.5 per evaluated
-    epoch; its test matches in `work/matches/<run>-s<seed>.json`."""
-    split, cfg = ROOT / "data/split.csv", ROOT / "data/detector.cfg"
+    """One run trained from `seed` on the frames of `split` and evaluated in `work`: seconds
+    and val AP@0.5 per evaluated epoch; its test matches in `work/matches/<run>-s<seed>.json`."""
+    cfg = ROOT / "data/detector.cfg"
     starting = ("--init", init / "init.weights", "--init-info", init / "init.json") if init else ()
     began = time.perf_counter()
     stage(

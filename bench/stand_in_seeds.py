@@ -20,8 +20,9 @@ test crops may be scored.
     dvc repro split            # the demo's crops and split
     python bench/stand_in_seeds.py --seeds 0 1 2 3 4
 
-prints each seed's mCAs and the differences over seeds, and writes
-bench/results/stand_in_seeds.json.
+`--params` and `--split` run it on other params and another split of the same crops (one made
+by `python stages/split.py --params P --crops data/crops --out S`). It prints each seed's mCAs
+and the differences over seeds, and writes bench/results/stand_in_seeds.json (or `--out`).
 """
 
 import argparse
@@ -94,15 +95,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archs", nargs="*", default=["resnet18", "mobilenet_v2"])
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2, 3, 4])
+    parser.add_argument("--params", default=str(ROOT / "params.yaml"))
+    parser.add_argument("--split", default=str(ROOT / "data/split.csv"), help="of data/crops")
     parser.add_argument("--out", default=str(ROOT / "bench/results/stand_in_seeds.json"))
     args = parser.parse_args()
 
-    raw = yaml.safe_load((ROOT / "params.yaml").read_text())
-    init, train = load_params(ROOT / "params.yaml").classifier.init, raw["classifier"]["train"]
+    raw = yaml.safe_load(Path(args.params).read_text())
+    init, train = load_params(args.params).classifier.init, raw["classifier"]["train"]
     classes = tuple(raw["data"]["classes"])
     resamples = raw["classifier"]["bootstrap"]
     device = resolve_device(train["device"])
-    rows = read_csv(ROOT / "data/split.csv")
+    rows = read_csv(args.split)
     sets = {
         name: load_crops(ROOT / "data/crops", [r for r in rows if r["split"] == name], classes)
         for name in ("train", *SPLITS)
@@ -153,6 +156,9 @@ def main() -> None:
         pretrain=f"{init.pretrain_images} images x {init.pretrain_epochs} epochs",
         seeds=list(seeds),
         resamples=resamples,
+        split=str(args.split),
+        crops={name: len(labels) for name, (_, labels) in sets.items()},
+        train_epochs=train["epochs"],
         archs=results,
     )
     print(
