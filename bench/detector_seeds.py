@@ -9,13 +9,14 @@ weights), on the demo's frames and split, and are evaluated as the pipeline eval
     dvc repro detector_anchors   # the demo's frames, split and data/detector.cfg
     python bench/detector_seeds.py --seeds 0 1 2
 
-`--params` and `--split` run it on other params and another split of the same frames (one made
-by `python stages/split.py --params P --crops data/crops --out S`). It prints, per evaluated
-epoch, each seed's val AP@0.5 of both runs and their mean difference over seeds with a 95%
-t-interval (seeds the unit); and on test, transfer - scratch at the best checkpoints in AP@0.5,
-AP@[.5:.95] and KITTI moderate AP40 from `compare_detectors` over all the seeds (each draw
-resamples the test frames and each run's seeds, as `detector.seeds` does in the pipeline); and
-writes bench/results/detector_seeds.json (or `--out`).
+`--params` and `--split` run it on other params and another split of the same frames (one made by
+`python stages/split.py --params P --crops data/crops --out S`); both runs still train from
+data/detector.cfg, whose anchors come from the demo's split under `detector.anchors: dataset`. It
+prints, per evaluated epoch, each seed's val AP@0.5 of both runs and their mean difference over
+seeds with a 95% t-interval (seeds the unit); and on test, transfer - scratch at the best
+checkpoints in AP@0.5, AP@[.5:.95] and KITTI moderate AP40 from `compare_detectors` over all the
+seeds (each draw resamples the test frames and each run's seeds, as `detector.seeds` does in the
+pipeline); and writes bench/results/detector_seeds.json (or `--out`).
 """
 
 import argparse
