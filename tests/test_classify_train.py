@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from kitti_pipeline.classify.models import build_classifier
-from kitti_pipeline.classify.train import FitConfig, extract_features, fit
+from kitti_pipeline.classify.train import FitConfig, extract_features, fit, normalise_images
 
 CFG = FitConfig(
     optimizer="adam",
@@ -59,6 +59,16 @@ def test_extract_features_leaves_modes_alone(data):
     model.train()
     feats = extract_features(model, data[0][0])
     assert feats.shape == (24, 512) and model.training and model.layer1.training
+
+
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_normalising_leaves_the_input_as_it_was(dtype):
+    """A pixel of 255 in the red channel is (1 - 0.485) / 0.229 after normalising, by hand; the
+    input keeps its 255, float or not."""
+    images = torch.full((1, 3, 2, 2), 255, dtype=dtype)
+    x = normalise_images(images)
+    assert x[0, 0, 0, 0].item() == pytest.approx((1 - 0.485) / 0.229)
+    assert (images == 255).all() and images.dtype == dtype
 
 
 def test_resumed_run_ends_like_an_uninterrupted_one(data):

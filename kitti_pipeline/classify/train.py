@@ -86,10 +86,11 @@ def load_crops(crops_dir: str | Path, rows: list[dict], classes: tuple[str, ...]
 
 
 def normalise_images(images: torch.Tensor) -> torch.Tensor:
-    """uint8 (B, 3, H, W) -> float (B, 3, H, W) with ImageNet mean and std."""
+    """uint8 (B, 3, H, W) -> float (B, 3, H, W) with ImageNet mean and std. The input is
+    copied, never changed, whatever its dtype."""
     mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    x = images.float().div_(255).sub_(mean).div_(std)
+    x = images.to(torch.float32, copy=True).div_(255).sub_(mean).div_(std)
     if images.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     return x
