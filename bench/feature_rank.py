@@ -24,12 +24,7 @@ import yaml
 from timing import write_results
 
 from kitti_pipeline.classify.model_files import load_init
-from kitti_pipeline.classify.models import (
-    build_classifier,
-    load_backbone,
-    random_backbone,
-    to_device,
-)
+from kitti_pipeline.classify.probe import frozen_backbone
 from kitti_pipeline.classify.train import extract_features, load_crops
 from kitti_pipeline.core.files import read_csv
 
@@ -67,12 +62,10 @@ def main() -> None:
     for arch in args.archs:
         states = {
             "init": load_init(ROOT / f"models/init/{arch}.pt", arch)["state_dict"],
-            "random": random_backbone(arch, len(classes), seed),
+            "random": None,
         }
         for name, state in states.items():
-            model = build_classifier(arch, len(classes))
-            load_backbone(model, arch, state, name)
-            model = to_device(model, arch, "cpu")
+            model = frozen_backbone(arch, state, len(classes), seed, "cpu", name)
             results.setdefault(arch, {})[name] = spread(extract_features(model, images).numpy())
             row = results[arch][name]
             print(

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+import torch
 from PIL import Image, ImageDraw
 
 from kitti_pipeline.pretrain import imagenet
@@ -50,3 +51,27 @@ def test_the_images_are_fixed_by_the_seed_and_the_classes_balanced():
     assert (images == again).all() and not (
         imagenet.make_object_images(20, 32, 1)[0] == images
     ).all()
+
+
+def label_image(rng, size, label):
+    """A task's render that draws nothing but its label: every pixel of the image is `label`."""
+    return np.full((size, size, 3), label, np.uint8)
+
+
+LABEL_TASK = imagenet.ObjectTask("labels", ("a", "b", "c"), label_image)
+
+
+def test_another_task_draws_its_own_classes_balanced():
+    images, labels = imagenet.make_object_images(9, 8, 0, LABEL_TASK)
+    assert np.bincount(labels.numpy()).tolist() == [3, 3, 3]
+    for image, label in zip(images, labels, strict=True):
+        assert (image == label).all()
+
+
+def test_pretraining_on_another_task_gives_a_head_of_its_classes():
+    """One epoch on 10 images: the head has the task's three outputs and the summary names it."""
+    state, info = imagenet.pretrain_classifier(
+        "resnet18", 10, 32, 1, 5, 1e-3, 0, torch.device("cpu"), task=LABEL_TASK
+    )
+    assert state["fc.weight"].shape == (3, 512)
+    assert info["task"] == "labels" and info["classes"] == ["a", "b", "c"]

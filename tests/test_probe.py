@@ -4,10 +4,13 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from sklearn.metrics import recall_score
 
-from kitti_pipeline.classify.probe import linear_probe, paired_difference
+from kitti_pipeline.classify.models import random_backbone
+from kitti_pipeline.classify.probe import frozen_backbone, linear_probe, paired_difference
+from kitti_pipeline.classify.train import extract_features
 from kitti_pipeline.core.files import read_csv
 
 from .conftest import run_data_stages
@@ -89,3 +92,15 @@ def test_the_paired_interval_matches_a_slow_resampling_loop():
     assert cell["difference"] == pytest.approx(mca(everything, a) - mca(everything, b))
     assert (cell["low"], cell["high"]) == pytest.approx(tuple(np.quantile(slow, [0.025, 0.975])))
     assert cell["resolved"] == (cell["low"] > 0 or cell["high"] < 0)
+
+
+def test_a_frozen_backbone_from_none_is_random_weights_of_that_seed():
+    """None draws the weights that `random_backbone` gives for the seed; a state is loaded as
+    given."""
+    images = torch.randint(0, 256, (4, 3, 32, 32), dtype=torch.uint8)
+    state = random_backbone("resnet18", 3, 5)
+    drawn = extract_features(frozen_backbone("resnet18", None, 3, 5), images)
+    given = extract_features(frozen_backbone("resnet18", state, 3, 0), images)
+    other = extract_features(frozen_backbone("resnet18", None, 3, 6), images)
+    assert drawn.shape == (4, 512)
+    assert torch.equal(drawn, given) and not torch.equal(drawn, other)

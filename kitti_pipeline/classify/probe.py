@@ -98,14 +98,28 @@ def probe_val_predictions(
     }
     predicted = {}
     for name, state in backbones.items():
-        model = build_classifier(arch, len(classes))
-        load_backbone(
-            model, arch, random_backbone(arch, len(classes), seed) if state is None else state, name
-        )
-        model = to_device(model, arch, device)
+        model = frozen_backbone(arch, state, len(classes), seed, device, name)
         train, val = (extract_features(model, sets[s][0].to(device)).cpu().numpy() for s in sets)
         predicted[name] = probe_predictions((train, sets["train"][1].numpy()), val)
     return sets["val"][1].numpy(), predicted
+
+
+def frozen_backbone(
+    arch: str,
+    state: dict | None,
+    num_classes: int,
+    seed: int,
+    device: torch.device | str = "cpu",
+    origin: str = "backbone",
+) -> torch.nn.Module:
+    """A `num_classes` classifier of `arch` on `device` with the backbone state `state` (None:
+    random weights drawn from `seed`, as the `random` init source draws them), for
+    `extract_features`; `origin` names the state in a shape error."""
+    model = build_classifier(arch, num_classes)
+    load_backbone(
+        model, arch, random_backbone(arch, num_classes, seed) if state is None else state, origin
+    )
+    return to_device(model, arch, device)
 
 
 def probe_scores(

@@ -10,9 +10,12 @@ ImageNet's images are centred on their object.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from kitti_pipeline.classify.models import (
     HEAD_KEYS,
@@ -43,29 +46,67 @@ def render_object_image(rng: np.random.Generator, size: int, label: int) -> np.n
     """
     s = size * 2  # drawn large, then downsampled, for smooth edges
     image, draw = background(rng, 2 * s)
-    name = OBJECT_CLASSES[label]
+    box = place_object(rng, draw, OBJECT_CLASSES[label], s)
+    return frame_object(rng, image, box, size)
+
+
+def place_object(
+    rng: np.random.Generator, draw: ImageDraw.ImageDraw, name: str, s: int
+) -> tuple[float, float, float, float]:
+    """Draw a `name` whose longer side is 0.55 to 0.95 `s` at a random place of a (2s, 2s)
+    canvas, at least 0.3 `s` from each edge; its box (x1, y1, w, h) in pixels."""
     w, h = object_shape(rng, name, 0.55 * s, 0.95 * s)
     x1 = rng.uniform(0.3 * s, 1.7 * s - w)
     y1 = rng.uniform(0.3 * s, 1.7 * s - h)
     DRAW[name](draw, rng, x1, y1, w, h)
+    return x1, y1, w, h
+
+
+def frame_object(
+    rng: np.random.Generator,
+    image: Image.Image,
+    box: tuple[float, float, float, float],
+    size: int,
+) -> np.ndarray:
+    """The (size, size, 3) uint8 image of the object at `box` (x1, y1, w, h) of `place_object`'s
+    (2s, 2s) canvas: its box with each side moved by a random `MARGIN`, stretched to (s, s),
+    mirrored half the time, then blurred, downsampled to `size` and noised."""
+    x1, y1, w, h = box
+    s = image.width // 2
     left, top, right, bottom = rng.uniform(*MARGIN, 4)
-    box = (x1 - left * w, y1 - top * h, x1 + (1 + right) * w, y1 + (1 + bottom) * h)
-    image = image.crop(tuple(int(v) for v in box)).resize((s, s), Image.Resampling.BILINEAR)
+    frame = (x1 - left * w, y1 - top * h, x1 + (1 + right) * w, y1 + (1 + bottom) * h)
+    image = image.crop(tuple(int(v) for v in frame)).resize((s, s), Image.Resampling.BILINEAR)
     if rng.random() < 0.5:
         image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
     return finish(rng, image, size)
 
 
-def make_object_images(count: int, size: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """`count` object images with balanced classes.
+@dataclass(frozen=True)
+class ObjectTask:
+    """A stand-in classification task: its class names, and `render(rng, size, label)`, which
+    draws one (size, size, 3) uint8 image of class `label`."""
+
+    name: str
+    classes: tuple[str, ...]
+    render: Callable[[np.random.Generator, int, int], np.ndarray]
+
+
+# The pipeline's task: one object of ten kinds per image.
+OBJECTS = ObjectTask("synthetic objects", OBJECT_CLASSES, render_object_image)
+
+
+def make_object_images(
+    count: int, size: int, seed: int, task: ObjectTask = OBJECTS
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` images of `task` with balanced classes.
 
     Returns:
         images (N, 3, size, size) uint8 and labels (N,) int64.
     """
     rng = np.random.default_rng(seed)
-    labels = np.arange(count) % len(OBJECT_CLASSES)
+    labels = np.arange(count) % len(task.classes)
     rng.shuffle(labels)
-    images = np.stack([render_object_image(rng, size, int(k)) for k in labels])
+    images = np.stack([task.render(rng, size, int(k)) for k in labels])
     return torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(), torch.from_numpy(labels)
 
 
@@ -79,21 +120,22 @@ def pretrain_classifier(
     seed: int,
     device: torch.device,
     amp: bool = True,
+    task: ObjectTask = OBJECTS,
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """Train `arch` from scratch on the object images, as ImageNet pretraining would.
+    """Train `arch` from scratch on the images of `task`, as ImageNet pretraining would.
 
     `amp` is autocast on CUDA (`classifier.train.amp`, see `core.device`); nothing on the CPU.
 
     Returns:
-        The trained state dict (its head has `len(OBJECT_CLASSES)` outputs) and a summary with
+        The trained state dict (its head has `len(task.classes)` outputs) and a summary with
         the held-out accuracy on the task, which shows the features learned something.
     """
     print(f"pretrain {arch}: training on {describe_device(device)}")
     torch.manual_seed(seed)
-    x, y = make_object_images(images, image_size, seed)
+    x, y = make_object_images(images, image_size, seed, task)
     cut = int(0.8 * images)
     x, y = x.to(device), y.to(device)
-    model = to_device(build_classifier(arch, len(OBJECT_CLASSES)), arch, device)
+    model = to_device(build_classifier(arch, len(task.classes)), arch, device)
     cfg = FitConfig(
         optimizer="adam",
         lr=lr,
@@ -114,8 +156,8 @@ def pretrain_classifier(
     )
     held_out = (predict(model, x[cut:]).argmax(1) == y[cut:]).float().mean().item()
     return model.state_dict(), {
-        "task": "synthetic objects",
-        "classes": list(OBJECT_CLASSES),
+        "task": task.name,
+        "classes": list(task.classes),
         "images": images,
         "image_size": image_size,
         "epochs": epochs,
