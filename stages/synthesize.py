@@ -1,16 +1,21 @@
 """Stage `synthesize`: generate the KITTI-like demo dataset.
 
 Writes `images/NNNNNN.png`, `labels/NNNNNN.txt` (YOLO format), `classes.txt` and, when
-`synthesize.kitti_labels` is set, `label_2/NNNNNN.txt` in KITTI's native format.
+`synthesize.kitti_labels` is set, `label_2/NNNNNN.txt` in KITTI's native format. Frames are drawn
+and written by one process per CPU core (started fresh, not forked from a process that may hold
+torch's threads); each depends on its index alone, so the files are the same whatever the number
+of processes.
 """
 
-from pathlib import Path
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 
 from rich.progress import track
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import atomic_dir
-from kitti_pipeline.data.synthetic import synthetic_frame
+from kitti_pipeline.data.synthetic import write_synthetic_frame
 
 
 def main(argv=None):
@@ -21,20 +26,16 @@ def main(argv=None):
             f"synthesize.class_mix names {sorted(cfg.class_mix)}, "
             f"but data.classes is {list(classes)}"
         )
-    with atomic_dir(args.out) as out:
+    with (
+        atomic_dir(args.out) as out,
+        ProcessPoolExecutor(mp_context=multiprocessing.get_context("spawn")) as pool,
+    ):
         for sub in ("images", "labels", *(["label_2"] if cfg.kitti_labels else [])):
             (out / sub).mkdir()
         (out / "classes.txt").write_text("\n".join(classes) + "\n")
-        for i in track(range(cfg.frames), description="synthesize"):
-            image, yolo, kitti = synthetic_frame(cfg, classes, i)
-            image.save(out / "images" / f"{i:06d}.png")
-            _write_lines(out / "labels" / f"{i:06d}.txt", yolo)
-            if cfg.kitti_labels:
-                _write_lines(out / "label_2" / f"{i:06d}.txt", kitti)
-
-
-def _write_lines(path: Path, lines: list[str]) -> None:
-    path.write_text("".join(line + "\n" for line in lines))
+        written = pool.map(partial(write_synthetic_frame, out, cfg, classes), range(cfg.frames))
+        for _ in track(written, total=cfg.frames, description="synthesize"):
+            pass
 
 
 if __name__ == "__main__":

@@ -1,10 +1,12 @@
 from collections import Counter
 
 import numpy as np
+from PIL import Image
 
+from kitti_pipeline.core.params import load_params
 from kitti_pipeline.data.boxes import normalise
 from kitti_pipeline.data.labels import KITTI_CLASS_MAP, format_yolo_line, kitti_to_yolo
-from kitti_pipeline.data.synthetic import render_frame
+from kitti_pipeline.data.synthetic import render_frame, synthetic_frame
 
 CLASSES = ("Car", "Person", "Cyclist")
 MIX = {"Car": 0.78, "Person": 0.17, "Cyclist": 0.05}
@@ -46,3 +48,24 @@ def test_kitti_labels_convert_to_the_same_yolo_labels():
         [o.to_kitti() for o in objects], 1242, 375, CLASSES, KITTI_CLASS_MAP
     )
     assert via_kitti == yolo and not ignored
+
+
+def test_stage_writes_every_frame_as_one_process_draws_it(stage, params_file, tmp_path):
+    """The stage draws frames in several processes; each file holds what `synthetic_frame`
+    draws for its index in this one, and no index is missing or extra."""
+    stage("synthesize", "--params", params_file, "--out", tmp_path / "frames")
+    params = load_params(params_file)
+    cfg, classes = params.synthesize, params.data.classes
+    stems = [f"{i:06d}" for i in range(cfg.frames)]
+    for sub, suffix in (("images", ".png"), ("labels", ".txt"), ("label_2", ".txt")):
+        assert sorted(p.name for p in (tmp_path / "frames" / sub).iterdir()) == [
+            stem + suffix for stem in stems
+        ]
+    for i, stem in enumerate(stems):
+        image, yolo, kitti = synthetic_frame(cfg, classes, i)
+        written = np.asarray(Image.open(tmp_path / "frames" / "images" / f"{stem}.png"))
+        assert np.array_equal(written, np.asarray(image))
+        labels = (tmp_path / "frames" / "labels" / f"{stem}.txt").read_text()
+        assert labels == "".join(line + "\n" for line in yolo)
+        label_2 = (tmp_path / "frames" / "label_2" / f"{stem}.txt").read_text()
+        assert label_2 == "".join(line + "\n" for line in kitti)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
@@ -142,6 +143,25 @@ def synthetic_frame(
         for o in objects
     ]
     return image, yolo, [format_kitti_line(o.to_kitti()) for o in objects]
+
+
+def write_synthetic_frame(
+    out: Path, cfg: SynthesizeParams, classes: tuple[str, ...], index: int
+) -> None:
+    """Write frame `index` into the dataset folder `out`: `images/NNNNNN.png`,
+    `labels/NNNNNN.txt` and, with `cfg.kitti_labels`, `label_2/NNNNNN.txt` (the folders exist).
+
+    A frame depends on its index alone, so frames can be written in any order, by any process.
+    """
+    image, yolo, kitti = synthetic_frame(cfg, classes, index)
+    image.save(out / "images" / f"{index:06d}.png")
+    _write_lines(out / "labels" / f"{index:06d}.txt", yolo)
+    if cfg.kitti_labels:
+        _write_lines(out / "label_2" / f"{index:06d}.txt", kitti)
+
+
+def _write_lines(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(line + "\n" for line in lines))
 
 
 def _place(rng, name: str, width: int, horizon: float, focal: float) -> dict:
