@@ -9,12 +9,14 @@ of processes.
 
 import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from functools import partial
 
 from rich.progress import track
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import atomic_dir
+from kitti_pipeline.core.params import SynthesizeParams
 from kitti_pipeline.data.synthetic import write_synthetic_frame
 
 
@@ -33,7 +35,9 @@ def main(argv=None):
         for sub in ("images", "labels", *(["label_2"] if cfg.kitti_labels else [])):
             (out / sub).mkdir()
         (out / "classes.txt").write_text("\n".join(classes) + "\n")
-        written = pool.map(partial(write_synthetic_frame, out, cfg, classes), range(cfg.frames))
+        # The workers get plain params: a caller may pass a subclass that does not pickle.
+        plain = SynthesizeParams(**asdict(cfg))
+        written = pool.map(partial(write_synthetic_frame, out, plain, classes), range(cfg.frames))
         for _ in track(written, total=cfg.frames, description="synthesize"):
             pass
 
