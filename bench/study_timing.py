@@ -34,7 +34,7 @@ from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.params import load_params
 from kitti_pipeline.core.profiles import apply_profile
 from kitti_pipeline.core.version import code_version
-from kitti_pipeline.pretrain.real_weights import find_imagenet_file
+from kitti_pipeline.pretrain.real_weights import fetch_pretrained, imagenet_file_name
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +60,14 @@ def expand_stages(pipeline: dict, raw: dict) -> list[tuple[str, str, str]]:
 
     commands = []
     for stage, spec in pipeline["stages"].items():
+        if "foreach" in spec:  # a mapping: one stage per key, `${key}` and `${item}`
+            for key, value in lookup(raw, spec["foreach"][2:-1]).items():
+                command = spec["do"]["cmd"].replace("${key}", str(key))
+                command = command.replace("${item}", str(value))
+                commands.append(
+                    (stage, f"{stage}@{key}", " ".join(substitute(command, {}).split()))
+                )
+            continue
         matrix = {
             key: lookup(raw, values[2:-1]) if isinstance(values, str) else values
             for key, values in spec.get("matrix", {}).items()
@@ -72,24 +80,42 @@ def expand_stages(pipeline: dict, raw: dict) -> list[tuple[str, str, str]]:
 
 
 def apply_stand_ins(raw: dict) -> list[str]:
-    """Switch init sources whose weight files are absent to `random`; say which."""
+    """Switch init sources whose pretrained files cannot be found to `random`; say which."""
+
+    def found(name: str) -> bool:
+        pinned = raw["pretrained"]["files"].get(name)
+        try:
+            return pinned is not None and bool(
+                fetch_pretrained(name, pinned, raw["pretrained"]["dir"])
+            )
+        except (OSError, ValueError):
+            return False
+
     changed = []
     init = raw["classifier"]["init"]
-    if init["source"] == "imagenet":
-        try:
-            for arch in raw["classifier"]["archs"]:
-                find_imagenet_file(arch, init["imagenet_dir"])
-        except FileNotFoundError:
-            init["source"] = "random"
-            changed.append("classifier.init.source=random")
+    sources = init["source"]
+    for arch in raw["classifier"]["archs"]:
+        source = sources if isinstance(sources, str) else sources[arch]
+        if source == "imagenet" and not found(imagenet_file_name(arch)):
+            init["source"] = {
+                a: (sources if isinstance(sources, str) else sources[a])
+                for a in raw["classifier"]["archs"]
+            }
+            init["source"][arch] = "random"
+            sources = init["source"]
+            changed.append(f"classifier.init.source.{arch}=random")
     init = raw["detector"]["init"]
+    if init["source"] == "darknet" and not found(init["weights"] or ""):
+        init["source"] = "random"
+        changed.append("detector.init.source=random")
+    used = {
+        imagenet_file_name(a)
+        for a in raw["classifier"]["archs"]
+        if (sources if isinstance(sources, str) else sources[a]) == "imagenet"
+    }
     if init["source"] == "darknet":
-        location = init["weights"] or ""
-        if location.startswith(("http://", "https://")):
-            location = Path(torch.hub.get_dir()) / "checkpoints" / location.rsplit("/", 1)[-1]
-        if not location or not Path(location).is_file():
-            init["source"] = "random"
-            changed.append("detector.init.source=random")
+        used.add(init["weights"])
+    raw["pretrained"]["files"] = {k: v for k, v in raw["pretrained"]["files"].items() if k in used}
     return changed
 
 

@@ -13,6 +13,7 @@ from kitti_pipeline.report.tables import (
     loss_rows,
     markdown_tables,
     read_classifier_runs,
+    starting_weights_text,
     summarise_seeds,
 )
 
@@ -36,11 +37,12 @@ def main(argv=None):
     header = (
         f"Classifier study on `{params.data.frames}`, seeds {list(cfg.seeds)}, "
         f"{cfg.train.epochs} epochs, lr {cfg.train.lr}, batch {cfg.train.batch_size}, "
-        f"starting weights: {cfg.init.source}.\n\n"
+        f"starting weights: {starting_weights_text(cfg)}.\n\n"
     )
     compared = json.loads(Path(args.comparisons).read_text())
     comparisons = comparison_table(compared)
-    tables = markdown_tables(summary, runs, classes, ARMS, arms=compared["arms"])
+    sources = {arch: cfg.init.source_of(arch) for arch in cfg.archs}
+    tables = markdown_tables(summary, runs, classes, ARMS, arms=compared["arms"], sources=sources)
     write_text(args.tables, header + tables + "\n" + comparisons)
     write_csv(args.losses, loss_rows(args.histories, cfg), ["run", *LOSS_FIELDS])
 

@@ -38,7 +38,8 @@ def main(argv=None):
         f"Detector study on `{params.data.frames}` ({frames} test frames), `{det.cfg}` at "
         f"{size_text(det.img_size)}, {det.train.epochs} epochs, {det.train.optimizer} lr "
         f"{det.train.lr}, batch {det.train.batch_size}, seeds {list(det.seeds)}; transfer weights: "
-        f"{det.init.source}. Precision, recall and F1 at confidence "
+        f"{det.init.source}{' ' + det.init.weights if det.init.source == 'darknet' else ''}. "
+        "Precision, recall and F1 at confidence "
         f"{det.evaluate.conf_threshold}, IoU 0.5; best = highest val AP.\n\n"
     )
     summary = summarise_detector_seeds(runs, det.classes[0])

@@ -1,16 +1,19 @@
 """Shared fixtures: the real params.yaml shrunk for tests, and a way to run real stages."""
 
+import functools
 import importlib.util
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from kitti_pipeline.core.profiles import merge_overrides, read_profile
+from kitti_pipeline.pretrain.real_weights import fetch_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +32,25 @@ def params_file(tmp_path) -> Path:
     return path
 
 
+@functools.cache
+def pretrained_folder() -> Path:
+    """The real pretrained files params.yaml pins, fetched once per test session into a folder,
+    as the `pretrained@<name>` stages write them into models/pretrained."""
+    folder = Path(tempfile.mkdtemp(prefix="pretrained-"))
+    files = yaml.safe_load((ROOT / "params.yaml").read_text())["pretrained"]["files"]
+    for name, digest in files.items():
+        path, _ = fetch_pretrained(name, digest)
+        (folder / name).symlink_to(path)
+    return folder
+
+
 def run_stage(name: str, *args: str) -> None:
-    """Run `stages/<name>.py` in this process, as `dvc repro` would run it in a subprocess."""
+    """Run `stages/<name>.py` in this process, as `dvc repro` would run it in a subprocess.
+
+    The init stages get `--pretrained` the session's `pretrained_folder` unless given one.
+    """
+    if name in ("init_weights", "init_detector") and "--pretrained" not in args:
+        args = (*args, "--pretrained", pretrained_folder())
     spec = importlib.util.spec_from_file_location(f"stage_{name}", ROOT / "stages" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

@@ -17,7 +17,7 @@ def test_letterbox_a_kitti_frame_by_hand():
     assert (sx, sy, left, top) == (416 / 1242, 126 / 375, 0.0, 145.0)
     expected = [100 * 416 / 1242, 50 * 126 / 375 + 145, 300 * 416 / 1242, 150 * 126 / 375 + 145]
     assert moved[0].tolist() == pytest.approx(expected, abs=1e-4)
-    assert (out[:, :145] == 114).all() and (out[:, 145 + 126 :] == 114).all()
+    assert (out[:, :145] == 128).all() and (out[:, 145 + 126 :] == 128).all()
     back = unletterbox(moved, (sx, sy, left, top), 1242, 375)
     assert back[0].tolist() == pytest.approx([100.0, 50.0, 300.0, 150.0], abs=1e-3)
 
@@ -31,7 +31,7 @@ def test_letterbox_a_kitti_frame_to_a_rectangle_by_hand():
     # rows, padded (224 - 222) // 2 = 1 above and 1 below.
     assert out.shape == (3, 224, 736)
     assert (sx, sy, left, top) == (736 / 1242, 222 / 375, 0.0, 1.0)
-    assert (out[:, :1] == 114).all() and (out[:, 223:] == 114).all()
+    assert (out[:, :1] == 128).all() and (out[:, 223:] == 128).all()
     assert float(moved[1, 3] - moved[1, 1]) == pytest.approx(25 * 222 / 375, abs=1e-4)  # 14.8 px
     _, square, _ = letterbox(image, boxes, 416)
     assert float(square[1, 3] - square[1, 1]) == pytest.approx(25 * 126 / 375, abs=1e-4)  # 8.4 px
@@ -47,7 +47,7 @@ def test_letterbox_a_tall_frame_to_a_wide_rectangle_pads_the_sides():
     # columns, padded (256 - 85) // 2 = 85 on the left, 86 on the right.
     assert out.shape == (3, 128, 256)
     assert (sx, sy, left, top) == (85 / 200, 128 / 300, 85.0, 0.0)
-    assert (out[:, :, :85] == 114).all() and (out[:, :, 85 + 85 :] == 114).all()
+    assert (out[:, :, :85] == 128).all() and (out[:, :, 85 + 85 :] == 128).all()
     back = unletterbox(moved, (sx, sy, left, top), 200, 300)
     assert back.flatten().tolist() == pytest.approx(boxes.flatten().tolist(), abs=1e-3)
 

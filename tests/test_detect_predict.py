@@ -59,7 +59,7 @@ def test_kitti_detect_command(tmp_path):
         tmp_path / "best.pt",
         model,
         SMALL.read_text(),
-        {"classes": ["Car"], "img_size": 128, "epoch": 5},
+        {"classes": ["Car"], "img_size": 128, "letterbox_fill": 128, "epoch": 5},
     )
     images = tmp_path / "images"
     images.mkdir()

@@ -22,13 +22,15 @@ from .conftest import ROOT, run_data_stages
 
 pytestmark = pytest.mark.slow
 RUNS = ("transfer", "scratch")
+TINY_SHA256 = "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
 
 
-def initialise(stage, params, out):
+def initialise(stage, params, out, pretrained=None):
     stage(
         "init_detector",
         "--params",
         params,
+        *(("--pretrained", pretrained) if pretrained else ()),
         "--out",
         out / "init.weights",
         "--metrics",
@@ -98,11 +100,15 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
     run_data_stages(stage, params_file, out)
     initialise(stage, params_file, out)
     info = json.loads((out / "init.json").read_text())
-    # The small cfg has 13 convolutions; all but the two prediction convs carry over.
-    assert info["source"] == "synthetic" and info["file_classes"] == 10
-    assert info["loaded_convolutions"] == 11
-    assert info["sha256"] == hashlib.sha256((out / "init.weights").read_bytes()).hexdigest()
-    assert 0 <= info["held_out_mAP50"] <= 1
+    # pjreddie's COCO yolov3-tiny: 13 convolutions, all but the two prediction convs carry over.
+    assert (info["source"], info["file"], info["file_classes"]) == (
+        "darknet",
+        "yolov3-tiny.weights",
+        80,
+    )
+    assert info["loaded_convolutions"] == 11 and info["head_classes"] is None
+    digest = hashlib.sha256((out / "init.weights").read_bytes()).hexdigest()
+    assert info["sha256"] == info["file_sha256"] == digest == TINY_SHA256
 
     raw = yaml.safe_load(params_file.read_text())
     raw["detector"]["seeds"] = [0, 1]
@@ -132,7 +138,9 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
     )
     for run in names:
         history = read_csv(out / f"history/{run}.csv")
-        assert [int(r["epoch"]) for r in history] == [1, 2]  # eval_every 1, epochs 2
+        # The starting weights (epoch 0), then eval_every 1 over 2 epochs; no train loss at 0.
+        assert [int(r["epoch"]) for r in history] == [0, 1, 2]
+        assert history[0]["train_total"] == "" and float(history[1]["train_total"]) > 0
         assert {"train_total", "val_loss", "precision", "recall", "AP50", "F1"} <= set(history[0])
         # One resumable state per run, holding the last and the best epoch's weights.
         assert [p.name for p in (out / f"checkpoints/{run}").iterdir()] == ["state.pt"]
@@ -219,7 +227,7 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["scratch"]["last"]["seeds"] == 2 and "AP50_std" in summary["scratch"]["last"]
     val_ap = read_csv(out / "val_ap.csv")
-    assert sorted({r["run"] for r in val_ap}) == sorted(names) and len(val_ap) == 4 * 2
+    assert sorted({r["run"] for r in val_ap}) == sorted(names) and len(val_ap) == 4 * 3
     curves = read_csv(out / "curves.csv")
     assert len(curves) == 4 * 101 and curves[0].keys() == {"run", "recall", "precision"}
 
@@ -243,47 +251,60 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
     assert all(torch.equal(v, again["state_dict"][k]) for k, v in model["state_dict"].items())
 
 
-def test_init_from_a_darknet_file_checks_its_sha256(stage, params_file, tmp_path, capsys):
+def test_init_from_a_darknet_file_checks_its_sha256(stage, params_file, tmp_path):
+    """A Darknet file of one's own, pinned in pretrained.files, with the head carried over."""
+    cfg = ROOT / yaml.safe_load(params_file.read_text())["detector"]["cfg"]
     torch.manual_seed(0)
-    coco = build_darknet(ROOT / "cfg" / "yolov3-tiny-small.cfg", num_classes=80)
-    write_weights(coco, tmp_path / "coco.weights")
-    digest = hashlib.sha256((tmp_path / "coco.weights").read_bytes()).hexdigest()
+    coco = build_darknet(cfg, num_classes=80)
+    folder = tmp_path / "pretrained"
+    folder.mkdir()
+    write_weights(coco, folder / "coco.weights")
+    digest = hashlib.sha256((folder / "coco.weights").read_bytes()).hexdigest()
     raw = yaml.safe_load(params_file.read_text())
-    raw["detector"]["init"].update(
-        source="darknet", weights=str(tmp_path / "coco.weights"), sha256=digest
-    )
+    raw["pretrained"]["files"] = {"coco.weights": digest}
+    raw["detector"]["init"].update(source="darknet", weights="coco.weights", head_classes=[2])
     params_file.write_text(yaml.safe_dump(raw))
-    initialise(stage, params_file, tmp_path)
+    initialise(stage, params_file, tmp_path, folder)
     info = json.loads((tmp_path / "init.json").read_text())
     assert info == {
         "source": "darknet",
         "file_classes": 80,
         "file_convolutions": None,
-        "loaded_convolutions": 11,
+        "head_classes": [2],
+        "loaded_convolutions": 13,  # the prediction convs too, from the file's car rows
         "sha256": digest,
+        "file": "coco.weights",
+        "file_sha256": digest,
         "params": raw["detector"]["init"],
     }
-    assert (tmp_path / "init.weights").read_bytes() == (tmp_path / "coco.weights").read_bytes()
+    assert (tmp_path / "init.weights").read_bytes() == (folder / "coco.weights").read_bytes()
 
-    raw["detector"]["init"]["sha256"] = "0" * 64
+    raw["pretrained"]["files"] = {"coco.weights": "0" * 64}
     params_file.write_text(yaml.safe_dump(raw))
     (tmp_path / "init.weights").unlink()
-    with pytest.raises(ValueError, match="sha256 is .*, expected 0000"):
-        initialise(stage, params_file, tmp_path)
+    with pytest.raises(ValueError, match="pretrained.files pins 0000"):
+        initialise(stage, params_file, tmp_path, folder)
     assert not (tmp_path / "init.weights").exists()
-
-    # A file that does not fit the cfg: the error names the user's file, not a temporary copy.
-    (tmp_path / "short.weights").write_bytes((tmp_path / "coco.weights").read_bytes()[:-400])
-    raw["detector"]["init"].update(weights=str(tmp_path / "short.weights"), sha256=None)
+    raw["pretrained"]["files"] = {"other.weights": digest}
     params_file.write_text(yaml.safe_dump(raw))
-    with pytest.raises(ValueError, match=rf"^{tmp_path / 'short.weights'}: truncated"):
-        initialise(stage, params_file, tmp_path)
+    with pytest.raises(ValueError, match="detector.init.weights needs coco.weights"):
+        initialise(stage, params_file, tmp_path, folder)
+
+    # A file that does not fit the cfg: the error names the file, not a temporary copy.
+    short = (folder / "coco.weights").read_bytes()[:-400]
+    (folder / "short.weights").write_bytes(short)
+    raw["pretrained"]["files"] = {"short.weights": hashlib.sha256(short).hexdigest()}
+    raw["detector"]["init"].update(weights="short.weights", head_classes=None)
+    params_file.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=rf"^{folder / 'short.weights'}: truncated"):
+        initialise(stage, params_file, tmp_path, folder)
     assert not (tmp_path / "init.weights").exists()
 
 
 def test_random_init_writes_the_weights_of_a_seeded_model(stage, params_file, tmp_path):
+    cfg = ROOT / yaml.safe_load(params_file.read_text())["detector"]["cfg"]
     torch.manual_seed(3)
-    reference = build_darknet(ROOT / "cfg" / "yolov3-tiny-small.cfg", num_classes=80)
+    reference = build_darknet(cfg, num_classes=80)
     write_weights(reference, tmp_path / "reference.weights")
     raw = yaml.safe_load(params_file.read_text())
     raw["detector"]["init"].update(source="random", seed=3)
@@ -304,14 +325,14 @@ def test_new_post_processing_redoes_the_val_history_of_a_finished_run(
     train(stage, params_file, tmp_path, "scratch")
     old = read_csv(tmp_path / "history/scratch-s0.csv")
     names = sorted(p.name for p in (tmp_path / "checkpoints/scratch-s0").iterdir())
-    assert names == ["epoch_0001.pt", "epoch_0002.pt", "epoch_0003.pt", "state.pt"]
+    assert names == [*(f"epoch_000{e}.pt" for e in range(4)), "state.pt"]  # epoch 0 too
 
     raw["detector"]["evaluate"].update(conf_threshold=0.002, nms_iou=0.3)
     params_file.write_text(yaml.safe_dump(raw))
     capsys.readouterr()
     train(stage, params_file, tmp_path, "scratch")
     out = capsys.readouterr().out
-    assert "resuming after epoch 3" in out and "3 evaluations redone" in out
+    assert "resuming after epoch 3" in out and "4 evaluations redone" in out
     redone = read_csv(tmp_path / "history/scratch-s0.csv")
     assert redone != old
     assert [r["train_total"] for r in redone] == [r["train_total"] for r in old]
@@ -413,6 +434,7 @@ def test_a_rectangular_input_trains_evaluates_draws_and_detects(stage, params_fi
         + ["--out", str(out / "detected"), "--conf", "0.01"]
     )
     rows = read_csv(out / "detected/detections.csv")
+    model, _ = load_detector(out / "models/transfer-s0/best.pt")
     expected = detect_frames(model, [read_image(frame)], (192, 64), 0.01, 0.45)[0]
     assert len(rows) == len(expected)
     assert all(0 <= float(r["x1"]) <= float(r["x2"]) <= 1242 for r in rows)

@@ -111,7 +111,10 @@ def test_every_params_key_reruns_exactly_the_stages_that_read_it(reads_by_stage)
     reads, pipeline, raw = reads_by_stage
     stages = pipeline["stages"]
     declared = {
-        name: [p if isinstance(p, str) else next(iter(p)) for p in spec.get("params", [])]
+        name: [
+            p if isinstance(p, str) else next(iter(p))
+            for p in spec.get("do", spec).get("params", [])  # `do`: a foreach stage's definition
+        ]
         for name, spec in stages.items()
     }
     wrong = {}
@@ -138,7 +141,7 @@ def test_every_declared_key_is_a_key_of_params_yaml(reads_by_stage):
     _, pipeline, raw = reads_by_stage
     keys = leaves(raw)
     for name, spec in pipeline["stages"].items():
-        for entry in spec.get("params", []):
+        for entry in spec.get("do", spec).get("params", []):
             declared = entry if isinstance(entry, str) else next(iter(entry))
             assert any(covers(declared, k) for k in keys), f"{name} declares {declared}"
 

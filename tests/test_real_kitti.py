@@ -77,7 +77,7 @@ def test_kitti_detect_on_real_frames(subset, tmp_path):
     torch.manual_seed(0)
     model = build_darknet(ROOT / "cfg" / "yolov3-tiny-small.cfg", 1)
     init_prediction_biases(model, objectness_prior=0.3)
-    info = {"classes": ["Car"], "img_size": 128, "epoch": 1}
+    info = {"classes": ["Car"], "img_size": 128, "letterbox_fill": 128, "epoch": 1}
     save_detector(
         tmp_path / "best.pt", model, (ROOT / "cfg" / "yolov3-tiny-small.cfg").read_text(), info
     )

@@ -107,6 +107,7 @@ def pipeline_stages() -> dict[str, tuple[Path, list[str]]]:
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
     out = {}
     for name, stage in stages.items():
+        stage = stage.get("do", stage)  # a `foreach` stage's definition
         scripts = re.findall(r"stages/\w+\.py", stage["cmd"])
         assert len(scripts) == 1, f"{name}: expected one stage script in {stage['cmd']!r}"
         out[name] = (ROOT / scripts[0], stage["deps"])

@@ -3,8 +3,8 @@
 Everything the study touches runs: a KITTI `training/` folder (generated KITTI-sized frames and
 the two real ones) through `kitti-subset`, 128-px crops, ResNet18 and MobileNetV2 from
 torchvision-format ImageNet state-dict files in the torch hub cache under torchvision's file
-names, and `cfg/yolov3.cfg` at 416 from an 80-class Darknet file in the official layout, found
-through the study's URL in the same cache and checked against its pinned sha256. Only frames,
+names, and `cfg/yolov3.cfg` at 416 from an 80-class Darknet file in the official layout, in the
+same cache; each file is pinned in `pretrained.files` by its own digest. Only frames,
 crops, epochs and resamples are few, and the device is the CPU.
 """
 
@@ -27,7 +27,7 @@ from kitti_pipeline.core.profiles import merge_overrides
 from kitti_pipeline.data.synthetic import synthetic_frame
 from kitti_pipeline.detect.darknet import _conv_tensors, build_darknet, write_weights
 from kitti_pipeline.detect.model_files import load_detector
-from kitti_pipeline.pretrain.real_weights import imagenet_file_name
+from kitti_pipeline.pretrain.real_weights import KNOWN_FILES, imagenet_file_name
 
 from .conftest import ROOT, copy_project, project_runner
 
@@ -76,7 +76,7 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
     bin_dir = os.path.dirname(sys.executable)
     try:
         hub.mkdir(parents=True)
-        darknet = hub / "yolov3.weights"  # where the study's URL is looked up offline
+        darknet = hub / "yolov3.weights"  # where stage pretrained@yolov3.weights looks first
         write_darknet_file(darknet)
         assert darknet.stat().st_size == DARKNET_BYTES
         digest = hashlib.sha256(darknet.read_bytes()).hexdigest()
@@ -106,20 +106,26 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
             "img_size": 416,
             "crop": 128,
             "frames": "data/kitti_subset",
-            "weights": "https://pjreddie.com/media/files/yolov3.weights",
+            "weights": "yolov3.weights",
         }
+        assert (
+            raw["pretrained"]["files"]
+            == {name: known.sha256 for name, known in KNOWN_FILES.items()}
+            and len(raw["pretrained"]["files"]) == 4
+        )
+        # The generated files stand in for the real ones: the pins name their digests instead.
+        pins = {imagenet_file_name(a): d for a, (_, d) in imagenet.items()}
         merge_overrides(
             raw,
             {
+                "pretrained": {"files": {**pins, "yolov3.weights": DARKNET_SHA256}},
                 "synthesize": {"frames": 2},
                 "split": {"train_crops": 24, "val_crops": 8},
                 "classifier": {
-                    "init": {"imagenet_sha256": {a: d for a, (_, d) in imagenet.items()}},
                     "train": {"epochs": 1, "device": "cpu"},
                     "bootstrap": 20,
                 },
                 "detector": {
-                    "init": {"sha256": DARKNET_SHA256},
                     "train": {"epochs": 1, "eval_every": 1, "device": "cpu"},
                     "evaluate": {"bootstrap": 20, "pictures": 1},
                 },
@@ -150,6 +156,7 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
         # The detector: Darknet-53 at 416 from the 80-class file, one class learned.
         init = json.loads((repo / "metrics/detector/init.json").read_text())
         assert init["file_classes"] == 80 and init["sha256"] == DARKNET_SHA256
+        assert init["file"] == "yolov3.weights"
         for run_name in ("transfer", "scratch"):
             model, info = load_detector(repo / f"models/detector/{run_name}-s0/best.pt")
             assert info["img_size"] == 416 and info["classes"] == ["Car"]

@@ -83,26 +83,51 @@ class SplitParams:
 
 
 @dataclass(frozen=True)
+class PretrainedParams:
+    """The real pretrained files the runs start from (stage `pretrained@<name>`).
+
+    `files` maps each file name (`mobilenet_v2-b0353104.pth`, `yolov3-tiny.weights`, ...) to the
+    sha256 it must have; `dir` is a folder of the user's own copies, searched first
+    (`kitti_pipeline.pretrain.real_weights` says where else each file is looked for).
+    """
+
+    dir: str | None
+    files: dict[str, str]
+
+
+InitSource = Literal["synthetic", "imagenet", "random"]
+
+
+@dataclass(frozen=True)
 class ClassifierInitParams:
     """Starting weights of the transfer regimes (stage `init_weights`).
 
-    `imagenet` loads torchvision's ImageNet weights from `imagenet_dir` or the torch hub cache,
-    each checked against the hash prefix in its torchvision file name or, where `imagenet_sha256`
-    pins one for the arch, against that full sha256;
+    `source` is one for every architecture, or a mapping `{arch: source}`. `imagenet` loads
+    torchvision's ImageNet file of the architecture, which `pretrained.files` must pin;
     `synthetic` pretrains on the generated stand-in task with the `pretrain_*` settings; `random`
     draws random weights from `seed` (a no-pretraining control, and a stand-in for timing runs
     where the ImageNet files are absent).
     """
 
-    source: Literal["synthetic", "imagenet", "random"]
-    imagenet_dir: str | None
-    imagenet_sha256: dict[str, str] | None
+    source: InitSource | dict[str, InitSource]
     seed: int
     pretrain_images: int
     pretrain_image_size: int
     pretrain_epochs: int
     pretrain_batch_size: int
     pretrain_lr: float
+
+    def source_of(self, arch: str) -> str:
+        """The source `arch` starts from.
+
+        Raises:
+            ParamsError: when `source` is a mapping that does not name `arch`.
+        """
+        if isinstance(self.source, str):
+            return self.source
+        if arch not in self.source:
+            raise ParamsError(f"classifier.init.source names no source for {arch}: {self.source}")
+        return self.source[arch]
 
 
 @dataclass(frozen=True)
@@ -134,21 +159,24 @@ class ClassifierParams:
 class DetectorInitParams:
     """Starting weights of the `transfer` run (stage `init_detector`).
 
-    `darknet` takes a Darknet `.weights` file (COCO's `yolov3.weights` in the study) from a local
-    path, or from a URL into the torch hub cache, and checks its sha256; `weights_classes` is the
-    number of classes it was trained for and `convolutions` how many conv layers it holds (null:
-    all; 52 for the backbone-only `darknet53.conv.74`). `synthetic` pretrains on generated frames
-    of the stand-in task's ten classes with the `pretrain_*` settings (Adam, flips), square scenes
-    of side `pretrain_size` whatever the detector's input shape, as COCO trains square. `random`
-    writes randomly initialised weights (from `seed`, for `weights_classes` classes): a stand-in
-    for timing runs where the COCO file is absent.
+    `darknet` takes the Darknet `.weights` file named `weights`, one of `pretrained.files`
+    (COCO's `yolov3.weights` in the study, `yolov3-tiny.weights` in the demo); `weights_classes`
+    is the number of classes it was trained for and `convolutions` how many conv layers it holds
+    (null: all; 52 for the backbone-only `darknet53.conv.74`). `head_classes`, one class index
+    of the file per detector class (COCO's `car` is 2), builds the prediction convs from the
+    file's rows for box, objectness and those classes, so that transfer starts as a working
+    detector; null gives them a fresh initialisation, as the study does. `synthetic` pretrains
+    on generated frames of the stand-in task's ten classes with the `pretrain_*` settings (Adam,
+    flips), square scenes of side `pretrain_size` whatever the detector's input shape, as COCO
+    trains square. `random` writes randomly initialised weights (from `seed`, for
+    `weights_classes` classes): a stand-in for timing runs where the COCO file is absent.
     """
 
     source: Literal["synthetic", "darknet", "random"]
     weights: str | None
-    sha256: str | None
     weights_classes: int
     convolutions: int | None
+    head_classes: tuple[int, ...] | None
     seed: int
     pretrain_frames: int
     pretrain_size: int
@@ -166,6 +194,12 @@ class DetectorTrainParams:
     that new post-processing params redo the val history without retraining. `flip` mirrors
     frames; `scale`, `translate` and `colour` are the ranges of random affine and colour jitter
     (0 turns each off). `compile` trains through `torch.compile` (off until measured to pay).
+
+    Darknet's rules, which its COCO weights were trained under: the learning rate burns in as
+    lr * (step / `warmup_steps`) ^ `warmup_power` (`cfg`: the cfg's `burn_in`; Darknet's power
+    is 4, 1 is linear); `small_box_scale` weights each box's coordinate terms by 2 - w * h (its
+    size as a fraction of the input); `ignore_iou` spares the no-object loss of predictions
+    overlapping a ground truth by more (`cfg`: each [yolo] layer's `ignore_thresh`).
     """
 
     optimizer: Literal["adam", "sgd"]
@@ -174,7 +208,8 @@ class DetectorTrainParams:
     weight_decay: float
     batch_size: int
     epochs: int
-    warmup_steps: int
+    warmup_steps: int | Literal["cfg"]
+    warmup_power: float
     eval_every: int
     keep_checkpoints: bool
     flip: bool
@@ -182,7 +217,8 @@ class DetectorTrainParams:
     translate: float
     colour: float
     box_loss: Literal["mse", "giou"]
-    ignore_iou: float
+    small_box_scale: bool
+    ignore_iou: float | Literal["cfg"]
     device: Literal["auto", "cpu", "cuda"]
     amp: bool
     compile: bool
@@ -204,12 +240,15 @@ class DetectorParams:
     `seeds` (each seed draws the prediction convs, or every layer for scratch, and the batches).
 
     `classes` are the classes of `data.classes` the detector learns (the study: Car only).
+    `letterbox_fill` is the grey (0-255) that pads a letterboxed frame: Darknet pads with 0.5,
+    whose nearest uint8 value is 128.
     """
 
     classes: tuple[str, ...]
     seeds: tuple[int, ...]
     cfg: str
     img_size: int | tuple[int, int]  # a square side, or [width, height]; multiples of 32
+    letterbox_fill: int
     anchors: Literal["cfg", "dataset"]
     init: DetectorInitParams
     train: DetectorTrainParams
@@ -222,6 +261,7 @@ class Params:
     synthesize: SynthesizeParams
     crop: CropParams
     split: SplitParams
+    pretrained: PretrainedParams
     classifier: ClassifierParams
     detector: DetectorParams
 

@@ -23,6 +23,16 @@ from kitti_pipeline.core.files import write_text
 from kitti_pipeline.core.params import ParamsError, params_from_dict
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+# Mappings whose keys are data (file names, architectures), not params: a profile replaces each as
+# one value, so that going back to the demo leaves none of another profile's keys behind.
+WHOLE_VALUES = ("pretrained.files", "classifier.init.source")
+
+
+def _merges(target: dict, key: str, value: Any, dotted: str) -> bool:
+    """Whether `value` merges into `target[key]` key by key instead of replacing it."""
+    return (
+        isinstance(value, dict) and isinstance(target.get(key), dict) and dotted not in WHOLE_VALUES
+    )
 
 
 def profile_path(name: str | Path) -> Path:
@@ -56,10 +66,11 @@ def profile_values(profile: str | Path) -> dict:
     return values
 
 
-def _overlay(target: dict, overrides: dict) -> None:
+def _overlay(target: dict, overrides: dict, prefix: str = "") -> None:
     for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(target.get(key), dict):
-            _overlay(target[key], value)
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if _merges(target, key, value, dotted):
+            _overlay(target[key], value, dotted)
         else:
             target[key] = value
 
@@ -67,7 +78,8 @@ def _overlay(target: dict, overrides: dict) -> None:
 def merge_overrides(target: dict, overrides: dict, prefix: str = "") -> None:
     """Write `overrides` into `target` in place, refusing keys that `target` does not have.
 
-    A nested mapping is merged key by key; any other value (a list included) replaces the old one.
+    A nested mapping is merged key by key, except the `WHOLE_VALUES`; any other value (a list
+    included) replaces the old one.
 
     Raises:
         ParamsError: naming the dotted key that is not in `target`.
@@ -76,7 +88,7 @@ def merge_overrides(target: dict, overrides: dict, prefix: str = "") -> None:
         dotted = f"{prefix}.{key}" if prefix else str(key)
         if key not in target:
             raise ParamsError(f"unknown key '{dotted}'")
-        if isinstance(value, dict) and isinstance(target[key], dict):
+        if _merges(target, key, value, dotted):
             merge_overrides(target[key], value, dotted)
         else:
             target[key] = value
@@ -87,7 +99,7 @@ def differing_keys(raw: dict, overrides: dict, prefix: str = "") -> list[str]:
     keys = []
     for key, value in overrides.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, dict) and isinstance(raw.get(key), dict):
+        if _merges(raw, key, value, dotted):
             keys += differing_keys(raw[key], value, dotted)
         elif raw.get(key) != value:
             keys.append(dotted)

@@ -85,12 +85,19 @@ def set_num_classes(blocks: list[Block], num_classes: int) -> list[Block]:
 
 
 class YoloLayer(nn.Module):
-    """Marks a detection scale; the decoding of its map lives with the loss and inference."""
+    """Marks a detection scale; the decoding of its map lives with the loss and inference.
 
-    def __init__(self, anchors: list[tuple[int, int]], num_classes: int):
+    `ignore_thresh` is the cfg's: predictions overlapping a ground truth by more get no
+    no-object loss (Darknet's default when the cfg gives none is 0.5).
+    """
+
+    def __init__(
+        self, anchors: list[tuple[int, int]], num_classes: int, ignore_thresh: float = 0.5
+    ):
         super().__init__()
         self.anchors = anchors  # (A, 2) anchor sizes in input pixels
         self.num_classes = num_classes
+        self.ignore_thresh = ignore_thresh
         self.stride = 0  # input pixels per map cell, set by Darknet from the layers before
 
     def forward(self, x):
@@ -126,6 +133,7 @@ class Darknet(nn.Module):
         self.blocks = blocks
         net = blocks[0]
         self.width, self.height = net.int("width", 416), net.int("height", 416)
+        self.burn_in = net.int("burn_in", 0)  # Darknet's learning-rate burn-in, in steps
         self.layers = nn.ModuleList()
         channels: list[int] = []  # output channels of every layer so far
         strides: list[float] = []  # input pixels per output pixel of every layer so far
@@ -194,7 +202,8 @@ class Darknet(nn.Module):
                     f"{where}: expects {len(mask) * (5 + classes)} channels for "
                     f"{classes} classes, the conv before gives {in_channels}"
                 )
-            return YoloLayer([pairs[m] for m in mask], classes), in_channels
+            ignore = float(opt.get("ignore_thresh", 0.5))
+            return YoloLayer([pairs[m] for m in mask], classes, ignore), in_channels
         raise CfgError(f"{where}: unsupported layer type")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
@@ -343,25 +352,85 @@ def transfer_weights(
     cfg: str | Path,
     file_classes: int,
     convolutions: int | None = None,
+    head_classes: tuple[int, ...] | None = None,
 ) -> dict:
     """Load a file saved for `file_classes` classes into `model` built for another number.
 
     Every conv loads but the ones feeding [yolo] layers, whose shapes depend on the classes:
-    those keep their fresh initialisation. A file holding only the first `convolutions` convs
-    (a backbone such as `darknet53.conv.74`) loads those. The returned dict says which convs
-    loaded and which were re-initialised.
+    those keep their fresh initialisation, unless `head_classes` (one class index of the file
+    per class of `model`) builds them from the file's rows: per anchor, box and objectness,
+    then those classes' logits. A file holding only the first `convolutions` convs (a backbone
+    such as `darknet53.conv.74`) loads those. The returned dict says which convs loaded, which
+    were re-initialised and which were carried over from the file's classes.
+
+    Raises:
+        ValueError: when `head_classes` does not give one file class per class of `model`, or
+            the model's anchors are not the file cfg's (the rows belong to those anchors).
     """
     source = build_darknet(cfg, file_classes)
     info = read_weights(source, path, convolutions)
-    skip = [k for k in model.prediction_convs() if k < info["loaded"]]
+    heads = [k for k in model.prediction_convs() if k < info["loaded"]]
+    if head_classes is not None:
+        check_head_classes(model, source, head_classes, file_classes)
     pairs = zip(model.convolutions(), source.convolutions()[: info["loaded"]], strict=False)
     with torch.no_grad():
         for k, (mine, theirs) in enumerate(pairs):
-            if k in skip:
+            if k in heads:
+                if head_classes is not None:
+                    carry_head(mine, theirs, head_classes, file_classes)
                 continue
             for a, b in zip(_conv_tensors(mine), _conv_tensors(theirs), strict=True):
                 a.copy_(b)
-    return {**info, "loaded": info["loaded"] - len(skip), "reinitialised": skip}
+    carried = heads if head_classes is not None else []
+    return {
+        **info,
+        "loaded": info["loaded"] - len(heads) + len(carried),
+        "reinitialised": [k for k in heads if k not in carried],
+        "carried_head": carried,
+    }
+
+
+def check_head_classes(
+    model: Darknet, source: Darknet, head_classes: tuple[int, ...], file_classes: int
+) -> None:
+    """Raise unless `head_classes` maps each class of `model` to one of the file's classes and
+    both networks predict from the same anchors."""
+    if len(head_classes) != model_classes(model):
+        raise ValueError(
+            f"detector.init.head_classes {list(head_classes)} gives {len(head_classes)} file "
+            f"classes for a detector of {model_classes(model)}"
+        )
+    if any(not 0 <= c < file_classes for c in head_classes):
+        raise ValueError(
+            f"detector.init.head_classes {list(head_classes)}: each must be a class of the "
+            f"file, 0 to {file_classes - 1}"
+        )
+    ours = [layer.anchors for layer in model.layers if isinstance(layer, YoloLayer)]
+    theirs = [layer.anchors for layer in source.layers if isinstance(layer, YoloLayer)]
+    if ours != theirs:
+        raise ValueError(
+            f"detector.init.head_classes carries the file's predictions for its anchors {theirs},"
+            f" but the detector has {ours}: use detector.anchors: cfg"
+        )
+
+
+def carry_head(
+    mine: nn.Sequential, theirs: nn.Sequential, head_classes: tuple[int, ...], file_classes: int
+) -> None:
+    """Copy a prediction conv's rows: per anchor, box (4), objectness (1) and the chosen class
+    logits of the file's (A*(5+F), ...) conv into this (A*(5+C), ...) one."""
+    anchors = theirs.conv.out_channels // (5 + file_classes)
+    rows = torch.cat(
+        [
+            torch.tensor(
+                [a * (5 + file_classes) + r for r in range(5)]
+                + [a * (5 + file_classes) + 5 + c for c in head_classes]
+            )
+            for a in range(anchors)
+        ]
+    )  # (A*(5+C),): the file's row of each of ours
+    mine.conv.weight.copy_(theirs.conv.weight[rows])
+    mine.conv.bias.copy_(theirs.conv.bias[rows])
 
 
 def init_prediction_biases(model: Darknet, objectness_prior: float = 0.01) -> None:

@@ -1,11 +1,12 @@
 """Frames and boxes for the detector: class filter, letterbox, augmentation, letterboxed sets.
 
 Frames are letterboxed to `img_size`, a square side or `(width, height)`, each a multiple of 32:
-scaled to fit, keeping their aspect, then padded with grey on both sides of the dimension that
-does not fill, as YOLOv3 does. A KITTI frame (1242x375) fills 416x126 of a 416 square, and all of
-736x222 of a 736x224 rectangle of about the same pixel count. Boxes travel with
-the image through torchvision's transforms v2 as `tv_tensors.BoundingBoxes`, so every resize,
-pad, flip and affine moves them exactly as it moves the pixels.
+scaled to fit, keeping their aspect, then padded with grey (`detector.letterbox_fill`) on both sides
+of the dimension that does not fill, as Darknet's `letterbox_image` does. A KITTI frame (1242x375)
+fills 416x126 of a 416 square, and all of 736x222 of a 736x224 rectangle of about the same pixel
+count. Boxes travel with the image through torchvision's transforms v2 as
+`tv_tensors.BoundingBoxes`, so every resize, pad, flip and affine moves them exactly as it moves the
+pixels.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from kitti_pipeline.data.boxes import clip, denormalise
 from kitti_pipeline.data.labels import read_classes, read_kitti_labels, read_yolo_labels
 from kitti_pipeline.data.splits import frames_by_split
 
-PAD_VALUE = 114
+# Darknet's `letterbox_image` fills with 0.5 on its [0, 1] scale: 127.5, whose nearest uint8 grey
+# is 128 (0.502 once the network's input is divided by 255).
+DARKNET_FILL = 128
 # The class id of a target row that is a `DontCare` region of a `label_2` file, not an object:
 # it travels with the frame's boxes through letterbox, flips and jitter, and the loss does not
 # punish predictions inside it (`detect.yolo.yolo_loss`).
@@ -47,15 +50,19 @@ def input_shape(size: int | tuple[int, int] | list[int]) -> tuple[int, int]:
 
 
 def letterbox(
-    image: torch.Tensor, boxes: torch.Tensor, size: int | tuple[int, int]
+    image: torch.Tensor,
+    boxes: torch.Tensor,
+    size: int | tuple[int, int],
+    fill: int = DARKNET_FILL,
 ) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float, float, float]]:
     """Scale `image` to fit `size` (a square side or (width, height)), keeping its aspect, and
-    pad it to that size.
+    pad it to that size with the grey `fill`.
 
     Args:
         image: (3, H, W) uint8.
         boxes: (N, 4) xyxy pixels in `image`.
         size: The output's side, or (width, height); multiples of 32.
+        fill: The padding's grey, 0 to 255.
 
     Returns:
         The (3, height, width) image, the boxes in its pixels, and `(sx, sy, left, top)` such
@@ -70,7 +77,7 @@ def letterbox(
     bb = tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(h, w))
     img, bb = TF.resize(img, [new_h, new_w], antialias=True), TF.resize(bb, [new_h, new_w])
     padding = [left, top, width - new_w - left, height - new_h - top]
-    img, bb = TF.pad(img, padding, fill=PAD_VALUE), TF.pad(bb, padding)
+    img, bb = TF.pad(img, padding, fill=fill), TF.pad(bb, padding)
     return (
         img.as_subclass(torch.Tensor),
         bb.as_subclass(torch.Tensor),
@@ -89,8 +96,11 @@ def unletterbox(
     return out
 
 
-def augmentation(flip: bool, scale: float, translate: float, colour: float) -> v2.Compose:
-    """Random flip, scale/translate and colour jitter that move boxes with the pixels.
+def augmentation(
+    flip: bool, scale: float, translate: float, colour: float, fill: int = DARKNET_FILL
+) -> v2.Compose:
+    """Random flip, scale/translate and colour jitter that move boxes with the pixels; what the
+    affine uncovers is filled with the grey `fill`, as the letterbox pads.
 
     Boxes pushed (almost) out of the frame are removed by `SanitizeBoundingBoxes`, as any
     detector's augmentation does: the object is no longer in the picture.
@@ -104,7 +114,7 @@ def augmentation(flip: bool, scale: float, translate: float, colour: float) -> v
                 degrees=0,
                 translate=(translate, translate),
                 scale=(1 - scale, 1 + scale),
-                fill=PAD_VALUE,
+                fill=fill,
             )
         )
     if colour:
@@ -184,8 +194,10 @@ def load_detection_set(
     num_classes: int,
     keep: tuple[int, ...],
     img_size: int | tuple[int, int],
+    fill: int = DARKNET_FILL,
 ) -> DetectionSet:
-    """Letterbox the frames `stems` of a frames folder, keeping the classes `keep`.
+    """Letterbox the frames `stems` of a frames folder, keeping the classes `keep`; `fill` is
+    the padding's grey.
 
     Where the folder has KITTI `label_2` files, each frame's `DontCare` regions join its
     targets as rows of class `DONT_CARE`.
@@ -204,7 +216,7 @@ def load_detection_set(
             classes = torch.cat([classes, torch.full((len(regions),), DONT_CARE)])
             dont_care |= bool(regions)
         sizes.append((image.shape[-1], image.shape[-2]))
-        image, boxes, transform = letterbox(image, boxes, img_size)
+        image, boxes, transform = letterbox(image, boxes, img_size, fill)
         images.append(image)
         targets.append(torch.cat([classes[:, None].float(), boxes], 1))
         letterboxes.append(transform)
@@ -220,8 +232,10 @@ def load_split(
     split: str,
     classes: tuple[str, ...],
     img_size: int | tuple[int, int],
+    fill: int = DARKNET_FILL,
 ) -> DetectionSet:
-    """The frames of one split, letterboxed, keeping `classes` (numbered 0.. in that order).
+    """The frames of one split, letterboxed (padded with the grey `fill`), keeping `classes`
+    (numbered 0.. in that order).
 
     Args:
         frames: A frames folder (`images/`, `labels/`, `classes.txt`).
@@ -241,4 +255,4 @@ def load_split(
     stems = sorted(p.stem for p in (frames / "images").iterdir())
     chosen = frames_by_split(read_csv(split_path), stems)[split]
     keep = tuple(names.index(name) for name in classes)
-    return load_detection_set(frames, chosen, len(names), keep, img_size)
+    return load_detection_set(frames, chosen, len(names), keep, img_size, fill)

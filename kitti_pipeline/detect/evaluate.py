@@ -94,7 +94,7 @@ def evaluate_run(
         curve of each level (`kitti_AP40`,
         null without `label_2`).
     """
-    test = load_split(frames, split, "test", det.classes, det.img_size)
+    test = load_split(frames, split, "test", det.classes, det.img_size, det.letterbox_fill)
     label_2 = Path(frames) / "label_2"
     objects = (
         [read_kitti_labels(label_2 / f"{stem}.txt") for stem in test.stems]
@@ -198,7 +198,7 @@ def draw_test_frames(
     Returns:
         Frame stem -> its matplotlib Figure.
     """
-    test = load_split(frames, split, "test", det.classes, det.img_size)
+    test = load_split(frames, split, "test", det.classes, det.img_size, det.letterbox_fill)
     objects = [int((t[:, 0] >= 0).sum()) for t in test.targets]  # DontCare rows are not objects
     busiest = sorted(range(len(test.stems)), key=lambda i: (-objects[i], test.stems[i]))
     chosen = sorted(busiest[: det.evaluate.pictures])
@@ -210,7 +210,13 @@ def draw_test_frames(
     for run in DETECTOR_RUNS:
         model, info = load_detector(Path(models) / f"{run}-s{seed}" / "best.pt", device)
         detections = detect_frames(
-            model, images, det.img_size, det.evaluate.conf_threshold, det.evaluate.nms_iou, device
+            model,
+            images,
+            det.img_size,
+            det.evaluate.conf_threshold,
+            det.evaluate.nms_iou,
+            device,
+            det.letterbox_fill,
         )
         for panel, found in zip(panels, detections, strict=True):
             panel.append(

@@ -20,7 +20,7 @@ STATE_FILE = "state.pt"
 # What a model file holds besides the weights: enough to rebuild and check the network. Where it
 # was trained, how long it took and the code version go to the provenance file beside it, so
 # equal weights give a byte-equal model file (and DVC does not store or upload it again).
-MODEL_FIELDS = ("run", "seed", "classes", "img_size")
+MODEL_FIELDS = ("run", "seed", "classes", "img_size", "letterbox_fill")
 
 
 def epoch_checkpoint(epoch: int) -> str:

@@ -21,7 +21,7 @@ from kitti_pipeline.core.device import autocast, resolve_device
 from kitti_pipeline.core.files import atomic_path, write_csv
 from kitti_pipeline.data.crops import IMAGE_SUFFIXES
 from kitti_pipeline.detect.darknet import Darknet, fuse_batchnorm
-from kitti_pipeline.detect.data import DetectionSet, letterbox
+from kitti_pipeline.detect.data import DARKNET_FILL, DetectionSet, letterbox
 from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.detect.yolo import Scale, detect, scales_of, yolo_loss
 
@@ -76,14 +76,15 @@ def detect_frames(
     conf_threshold: float,
     nms_iou: float,
     device: torch.device | str = "cpu",
+    fill: int = DARKNET_FILL,
 ) -> list[torch.Tensor]:
     """Detections of each (3, H, W) uint8 image, (N, 6) rows `x1, y1, x2, y2, score, class` in
-    its own pixels (clipped to it), best first.
+    its own pixels (clipped to it), best first; `fill` is the letterbox's grey.
 
     A box that lies wholly in the letterbox padding has no area once clipped to the image and is
     left out: it is not a detection of anything in the image.
     """
-    boxed = [letterbox(image, torch.zeros(0, 4), img_size) for image in images]
+    boxed = [letterbox(image, torch.zeros(0, 4), img_size, fill) for image in images]
     data = DetectionSet(
         torch.stack([b[0] for b in boxed]),
         [torch.zeros(0, 5)] * len(images),
@@ -141,7 +142,8 @@ def main(argv=None):
     rows = []
     for path in paths:
         image = read_image(path)
-        detections = detect_frames(model, [image], info["img_size"], args.conf, args.nms, device)[0]
+        size, fill = info["img_size"], info["letterbox_fill"]
+        detections = detect_frames(model, [image], size, args.conf, args.nms, device, fill)[0]
         title = f"{path.name}: {Path(args.model).name}, epoch {info['epoch']}"
         figure = detection_figure(
             Image.open(path).convert("RGB"), [(title, detections.numpy())], classes

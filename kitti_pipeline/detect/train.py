@@ -3,8 +3,7 @@
 Frames are decoded and letterboxed once into a uint8 tensor (N, 3, S, S) on the training device,
 with their boxes in letterboxed pixels; horizontal flips happen there per batch, boxes flipped
 with them, and the optional affine and colour jitter (transforms v2) per frame. The learning rate
-warms up linearly over the first `warmup_steps` steps, as Darknet's `burn_in` does, and a loss
-that is not finite stops the run.
+burns in as Darknet's does (`burn_in_lr`), and a loss that is not finite stops the run.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from kitti_pipeline.detect.darknet import (
     model_classes,
     transfer_weights,
 )
-from kitti_pipeline.detect.data import DetectionSet, augmentation, load_split
+from kitti_pipeline.detect.data import DARKNET_FILL, DetectionSet, augmentation, load_split
 from kitti_pipeline.detect.metrics import class_summary
 from kitti_pipeline.detect.model_files import (
     STATE_FILE,
@@ -68,6 +67,16 @@ def flip_batch(images: torch.Tensor, targets: list[torch.Tensor], flips: torch.T
     return images, out
 
 
+def burn_in_lr(lr: float, step: int, steps: int, power: float) -> float:
+    """The learning rate of training step `step` (0-based): Darknet's `get_current_rate`.
+
+    Darknet counts the batch after adding it, so its k-th update (k = step + 1) takes
+    lr * (k / burn_in) ^ power while k < burn_in, and lr from then on.
+    """
+    done = step + 1
+    return lr * (done / steps) ** power if done < steps else lr
+
+
 def train_one_epoch(
     model: torch.nn.Module,
     data: DetectionSet,
@@ -82,15 +91,20 @@ def train_one_epoch(
     augment: bool = True,
     amp: bool = False,
     box_loss: str = "mse",
-    ignore_iou: float = 0.5,
+    ignore_iou: float | None = None,
     transform: v2.Transform | None = None,
     on_batch: Callable[[int], None] | None = None,
     world: World = SINGLE,
     scaler: torch.amp.GradScaler | None = None,
+    warmup_power: float = 1.0,
+    small_box_scale: bool = False,
 ) -> tuple[dict[str, float], int]:
     """One pass over `data`.
 
     Args:
+        warmup_steps, warmup_power: The learning rate's burn-in (`burn_in_lr`).
+        ignore_iou: The loss's; None: each scale's own (the cfg's `ignore_thresh`).
+        small_box_scale: The loss's 2 - w * h weight on box terms.
         augment: Mirror a random half of the frames.
         transform: Per-frame affine/colour jitter from `detect.data.augmentation`, or None.
         on_batch: Called with the number of frames after each batch (a progress bar).
@@ -111,7 +125,7 @@ def train_one_epoch(
     batches, checked = 0, step
     for batch in order.split(batch_size):
         for group in optimizer.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / max(warmup_steps, 1))
+            group["lr"] = burn_in_lr(lr, step, warmup_steps, warmup_power)
         mine, weight = world.shard(batch)
         images, targets = flip_batch(
             data.images[mine], [data.targets[i] for i in mine], flips[mine]
@@ -128,6 +142,7 @@ def train_one_epoch(
             ignore_iou=ignore_iou,
             box_loss=box_loss,
             dont_care=data.dont_care,
+            small_box_scale=small_box_scale,
         )
         # The loss is a mean over this slice; weighted, the processes average to the batch mean.
         terms = {name: value * weight for name, value in terms.items()}
@@ -202,6 +217,7 @@ def fit_detector(
     description: str = "detector",
     world: World = SINGLE,
     seed: int = 0,
+    fill: int = DARKNET_FILL,
 ) -> tuple[list[dict], dict]:
     """Train `model` for `cfg.epochs`, evaluating on `val` every `cfg.eval_every` epochs.
 
@@ -217,11 +233,13 @@ def fit_detector(
         world: The data-parallel processes (`kitti_pipeline.core.distributed`). Every process
             evaluates; only rank 0 shows progress.
         seed: Draws each epoch's batches and augmentation.
+        fill: The grey that the affine jitter fills with, as the letterbox pads.
 
     Returns:
         One row per evaluation (epoch, the mean train loss terms of that epoch, the val loss,
         and val precision, recall, AP50 and F1: the mean over classes when there are several),
-        and the best evaluation's `{"epoch", "model"}` (its weights, on the CPU).
+        and the best evaluation's `{"epoch", "model"}` (its weights, on the CPU). The first
+        row is epoch 0, the starting weights, with no train loss (None).
 
     Raises:
         FloatingPointError: when a loss is not finite.
@@ -230,7 +248,7 @@ def fit_detector(
     scales = scales_of(model)
     optimizer = make_detector_optimizer(model, cfg)
     transform = (
-        augmentation(False, cfg.scale, cfg.translate, cfg.colour)
+        augmentation(False, cfg.scale, cfg.translate, cfg.colour, fill)
         if cfg.scale or cfg.translate or cfg.colour
         else None
     )
@@ -247,7 +265,42 @@ def fit_detector(
         history, best = list(resume["history"]), resume["best"]
         start, step = resume["epoch"] + 1, resume["step"]
 
+    warmup = model.burn_in if cfg.warmup_steps == "cfg" else cfg.warmup_steps
+    ignore_iou = None if cfg.ignore_iou == "cfg" else cfg.ignore_iou
     net = world.wrap(torch.compile(model) if cfg.compile else model)
+
+    def evaluate(epoch: int, losses: dict[str, float]) -> dict:
+        val_loss, metrics = validate(model, val, conf_threshold, nms_iou, cfg.amp)
+        row = {
+            "epoch": epoch,
+            **{f"train_{k}": v for k, v in losses.items()},
+            "val_loss": val_loss,
+            **metrics,
+        }
+        history.append(row)
+        nonlocal best
+        if best_row(history)["epoch"] == epoch:
+            best = {"epoch": epoch, "model": cpu_copy(model.state_dict())}
+        if on_eval is not None:
+            on_eval(
+                {
+                    "epoch": epoch,
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "history": history,
+                    "evaluate": {"conf_threshold": conf_threshold, "nms_iou": nms_iou},
+                    "best": best,
+                }
+            )
+        return row
+
+    if resume is None:  # where the run starts from: the starting weights, before any step
+        terms = ("giou",) if cfg.box_loss == "giou" else ("xy", "wh")
+        row = evaluate(0, dict.fromkeys((*terms, "obj", "noobj", "cls", "total")))
+        if world.main:
+            print(f"{description} epoch 0: val loss {row['val_loss']:.3f} AP50 {row['AP50']:.3f}")
     with Progress(transient=True, disable=not world.main) as progress:
         for epoch in range(start, cfg.epochs + 1):
             task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
@@ -262,43 +315,25 @@ def fit_detector(
                 epoch_generator(seed, epoch),
                 step,
                 cfg.lr,
-                cfg.warmup_steps,
+                warmup,
                 augment=cfg.flip,
                 amp=cfg.amp,
                 box_loss=cfg.box_loss,
-                ignore_iou=cfg.ignore_iou,
+                ignore_iou=ignore_iou,
                 transform=transform,
                 on_batch=lambda k, task=task: progress.advance(task, k),
                 world=world,
                 scaler=scaler,
+                warmup_power=cfg.warmup_power,
+                small_box_scale=cfg.small_box_scale,
             )
             progress.remove_task(task)
             line = f"{description} epoch {epoch}/{cfg.epochs}: loss {losses['total']:.3f}"
             if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
-                val_loss, metrics = validate(model, val, conf_threshold, nms_iou, cfg.amp)
-                row = {
-                    "epoch": epoch,
-                    **{f"train_{k}": v for k, v in losses.items()},
-                    "val_loss": val_loss,
-                    **metrics,
-                }
-                history.append(row)
-                line += f", val loss {val_loss:.3f} AP50 {row['AP50']:.3f} F1 {row['F1']:.3f}"
-                if best_row(history)["epoch"] == epoch:
-                    best = {"epoch": epoch, "model": cpu_copy(model.state_dict())}
-                if on_eval is not None:
-                    on_eval(
-                        {
-                            "epoch": epoch,
-                            "step": step,
-                            "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "scaler": scaler.state_dict(),
-                            "history": history,
-                            "evaluate": {"conf_threshold": conf_threshold, "nms_iou": nms_iou},
-                            "best": best,
-                        }
-                    )
+                row = evaluate(epoch, losses)
+                line += (
+                    f", val loss {row['val_loss']:.3f} AP50 {row['AP50']:.3f} F1 {row['F1']:.3f}"
+                )
             if world.main:
                 progress.console.print(line)
     return history, best
@@ -399,7 +434,7 @@ def train_detector(
         print(f"{name}: training on {describe_device(device)}, {world.size} process(es)")
     cfg = det.train
     train, val = (
-        load_split(frames, split, name, det.classes, det.img_size).to(device)
+        load_split(frames, split, name, det.classes, det.img_size, det.letterbox_fill).to(device)
         for name in ("train", "val")
     )
     cfg_path = det.cfg if cfg_path is None else cfg_path
@@ -408,12 +443,18 @@ def train_detector(
     init_prediction_biases(model)
     if run == "transfer":
         info = json.loads(Path(init_info).read_text())
+        head = info.get("head_classes")
         loaded = transfer_weights(
-            model, init, cfg_path, info["file_classes"], info["file_convolutions"]
+            model,
+            init,
+            cfg_path,
+            info["file_classes"],
+            info["file_convolutions"],
+            None if head is None else tuple(head),
         )
         print(
-            f"transfer: loaded {loaded['loaded']} convolutions from {init}; "
-            f"re-initialised the prediction convs {loaded['reinitialised']}"
+            f"transfer: loaded {loaded['loaded']} convolutions from {init}; re-initialised the "
+            f"prediction convs {loaded['reinitialised']}, carried {loaded['carried_head']}"
         )
     model.to(device)
 
@@ -426,6 +467,7 @@ def train_detector(
         "cfg": str(cfg_path),
         "cfg_sha256": sha256_file(cfg_path),  # the network and its anchors, not only the path
         "img_size": det.img_size,
+        "letterbox_fill": det.letterbox_fill,
         "train": train_params,
     }
     evaluate = {"conf_threshold": det.evaluate.conf_threshold, "nms_iou": det.evaluate.nms_iou}
@@ -470,6 +512,7 @@ def train_detector(
         description=name,
         world=world,
         seed=seed,
+        fill=det.letterbox_fill,
     )
     seconds = time.perf_counter() - began
     if world.main:
@@ -486,6 +529,7 @@ def train_detector(
             "seed": seed,
             "classes": list(det.classes),
             "img_size": det.img_size,
+            "letterbox_fill": det.letterbox_fill,
             "history": history,
             "train_frames": len(train.stems),
             "train_seconds": seconds,

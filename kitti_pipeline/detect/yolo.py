@@ -15,11 +15,17 @@ Loss terms, as in the YOLOv3 paper, summed over the batch and divided by the bat
            with `box_loss="giou"`, xy and wh are replaced by 1 - GIoU of the decoded box;
     obj    binary cross-entropy of the objectness logit against 1, for assigned anchors;
     noobj  binary cross-entropy against 0 for every other prediction, except those whose decoded
-           box overlaps some ground truth by more than `ignore_iou` (0.5): they are not punished
+           box overlaps some ground truth by more than `ignore_iou` (by default each scale's
+           own, the cfg's `ignore_thresh`): they are not punished
            for finding an object that another anchor answers for; nor are those lying more than
            `ignore_iou` of their area inside a `DontCare` region (target rows of class -1, from
            KITTI's `label_2` files), whose objects nobody labelled;
     cls    binary cross-entropy of each class logit against the one-hot class, assigned anchors.
+
+With `small_box_scale`, as Darknet's `delta_yolo_box` scales its deltas, each ground truth's
+xy and wh (or giou) terms are weighted by 2 - w * h, its width and height as fractions of the
+input: a box filling the input counts once, a small one up to twice, so small objects (most
+KITTI cars) are not drowned by large ones.
 
 Two ground truths whose centres fall in the same cell with the same best anchor share one
 prediction: each adds its own xy, wh and cls terms, and the prediction's objectness counts once.
@@ -40,10 +46,12 @@ from torchvision.ops import batched_nms, box_convert, generalized_box_iou_loss
 
 @dataclass(frozen=True)
 class Scale:
-    """One detection scale: its anchors (A, 2) in input pixels and its stride."""
+    """One detection scale: its anchors (A, 2) in input pixels, its stride, and the IoU with a
+    ground truth above which a prediction gets no no-object loss (its cfg's `ignore_thresh`)."""
 
     anchors: tuple[tuple[float, float], ...]
     stride: int
+    ignore_iou: float = 0.5
 
 
 def split_map(raw: torch.Tensor, num_anchors: int) -> torch.Tensor:
@@ -138,9 +146,10 @@ def yolo_loss(
     scales: list[Scale],
     targets: list[torch.Tensor],
     num_classes: int,
-    ignore_iou: float = 0.5,
+    ignore_iou: float | None = None,
     box_loss: str = "mse",
     dont_care: bool = False,
+    small_box_scale: bool = False,
 ) -> dict[str, torch.Tensor]:
     """The YOLOv3 loss over all scales, every ground truth of the batch at once.
 
@@ -154,12 +163,14 @@ def yolo_loss(
         targets: Per image, (N, 5) rows `class, x1, y1, x2, y2` in input pixels; a row of class
             -1 is a `DontCare` region, not an object.
         num_classes: C.
-        ignore_iou: Predictions overlapping a ground truth more than this get no noobj loss.
+        ignore_iou: Predictions overlapping a ground truth more than this get no noobj loss;
+            None: each scale's `ignore_iou`.
         box_loss: `mse` (the paper's squared error) or `giou`.
         dont_care: Whether `targets` may hold DontCare rows whose predictions to spare (a set
             with `label_2` files: `DetectionSet.dont_care`). Known on the host, it saves the
             region test, as costly as the ground-truth one, where there are none; rows of
             class -1 never count as objects either way.
+        small_box_scale: Weight each ground truth's box terms by 2 - w * h (Darknet's rule).
 
     Returns:
         The terms `xy`, `wh` (or `giou`), `obj`, `noobj`, `cls` and their sum `total`.
@@ -179,6 +190,13 @@ def yolo_loss(
     best = shape_iou(wh.reshape(-1, 2), all_anchors).argmax(1).view(batch, n)  # (B, N)
     image = torch.arange(batch, device=device)[:, None].expand(batch, n)
     onehot = F.one_hot(gt[..., 0].long(), num_classes).float()  # (B, N, C)
+    # The input's size in pixels: any map's cells times its stride.
+    input_w = raws[0].shape[-1] * scales[0].stride
+    input_h = raws[0].shape[-2] * scales[0].stride
+    if small_box_scale:
+        box_weight = 2 - wh[..., 0] * wh[..., 1] / (input_w * input_h)  # (B, N)
+    else:
+        box_weight = torch.ones_like(wh[..., 0])
     box_terms = ("giou",) if box_loss == "giou" else ("xy", "wh")
     terms = {name: torch.zeros((), device=device) for name in (*box_terms, "obj", "noobj", "cls")}
 
@@ -194,15 +212,15 @@ def yolo_loss(
         cell = p[image, a, i, j]  # (B, N, 5+C): the prediction each ground truth is assigned
         if box_loss == "giou":
             giou = generalized_box_iou_loss(decoded[image, a, i, j], boxes, reduction="none")
-            terms["giou"] = terms["giou"] + (giou * here).sum()
+            terms["giou"] = terms["giou"] + (giou * box_weight * here).sum()
         else:
             offset = torch.stack(
                 [centre[..., 0] / scale.stride - j, centre[..., 1] / scale.stride - i], -1
             )
             xy = ((cell[..., 0:2].sigmoid() - offset) ** 2).sum(-1)
             wh_error = ((cell[..., 2:4] - torch.log(wh / all_anchors[best])) ** 2).sum(-1)
-            terms["xy"] = terms["xy"] + (xy * here).sum()
-            terms["wh"] = terms["wh"] + (wh_error * here).sum()
+            terms["xy"] = terms["xy"] + (xy * box_weight * here).sum()
+            terms["wh"] = terms["wh"] + (wh_error * box_weight * here).sum()
         cls = F.binary_cross_entropy_with_logits(cell[..., 5:], onehot, reduction="none").sum(-1)
         terms["cls"] = terms["cls"] + (cls * here).sum()
 
@@ -210,9 +228,10 @@ def yolo_loss(
         assigned = assigned.index_put((image, a, i, j), here, accumulate=True) > 0  # (B, A, H, W)
         with torch.no_grad():  # a mask: no gradient flows through it
             flat = decoded.reshape(batch, -1, 4)  # (B, A*H*W, 4)
-            ignored = overlaps_any(flat, boxes, real, ignore_iou)
+            threshold = scale.ignore_iou if ignore_iou is None else ignore_iou
+            ignored = overlaps_any(flat, boxes, real, threshold)
             if dont_care:
-                ignored |= inside_any(flat, padded[..., 1:5], regions, ignore_iou)
+                ignored |= inside_any(flat, padded[..., 1:5], regions, threshold)
             ignored = ignored.view(batch, na, h, w)
         # One pass for both objectness terms: against 1 where assigned, 0 elsewhere.
         target = assigned.float()
@@ -264,7 +283,7 @@ def scales_of(model) -> list[Scale]:
     from kitti_pipeline.detect.darknet import YoloLayer
 
     return [
-        Scale(tuple(layer.anchors), layer.stride)
+        Scale(tuple(layer.anchors), layer.stride, layer.ignore_thresh)
         for layer in model.layers
         if isinstance(layer, YoloLayer)
     ]

@@ -5,8 +5,10 @@ Each square frame holds one to six of the objects in `objects` (buses, trucks, t
 detection task over many kinds of things in general scenes, sharing low-level structure with cars
 (wheels, windows, silhouettes) but not its class or its street scenes, so the `transfer` run
 starts from a detector that learned to find objects, not cars. `write_init_weights` writes the
-detector's starting weights from whichever `detector.init.source` the params name: this task,
-a real Darknet file (COCO's `yolov3.weights`), or random weights.
+detector's starting weights from whichever `detector.init.source` the params name: a real Darknet
+file (COCO's `yolov3.weights` or `yolov3-tiny.weights`), this task, or random weights. The demo
+transfers from the real `yolov3-tiny.weights`; this task stays for a cfg that no real file fits
+(such as `cfg/yolov3-tiny-small.cfg`), offline.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from kitti_pipeline.detect.predict import predict_detections
 from kitti_pipeline.detect.train import fit_detector
 from kitti_pipeline.detect.yolo import scales_of
 from kitti_pipeline.pretrain.objects import DRAW, OBJECT_CLASSES, background, finish, object_shape
-from kitti_pipeline.pretrain.real_weights import fetch_weights
+from kitti_pipeline.pretrain.real_weights import pretrained_path
 
 
 def render_object_scene(
@@ -101,6 +103,7 @@ def pretrain_schedule(cfg: DetectorInitParams, device: str, amp: bool) -> Detect
         batch_size=cfg.pretrain_batch_size,
         epochs=cfg.pretrain_epochs,
         warmup_steps=20,
+        warmup_power=1.0,
         eval_every=cfg.pretrain_epochs,
         keep_checkpoints=False,
         flip=True,
@@ -108,6 +111,7 @@ def pretrain_schedule(cfg: DetectorInitParams, device: str, amp: bool) -> Detect
         translate=0.0,
         colour=0.0,
         box_loss="mse",
+        small_box_scale=False,
         ignore_iou=0.5,
         device=device,
         amp=amp,
@@ -164,27 +168,43 @@ def pretrain_detector(
     }
 
 
-def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
+def write_init_weights(
+    det: DetectorParams,
+    out: str | Path,
+    pretrained: dict[str, str],
+    folder: str | Path,
+    device: str = "cpu",
+    amp: bool = False,
+) -> dict:
     """Write the `transfer` run's starting weights as a Darknet `.weights` file, atomically.
 
-    `darknet` copies the file at `det.init.weights` (a local path or a URL through the torch
-    hub cache) after checking its sha256; `synthetic` pretrains `det.cfg` on this module's
-    scenes; `random` writes random weights from `det.init.seed`. The file must load into the
-    detector before it replaces `out`.
+    `darknet` copies the file `det.init.weights` from `folder`, where stage `pretrained@<name>`
+    put it, after checking it against its pin in `pretrained` (`pretrained.files`); `synthetic`
+    pretrains `det.cfg` on this module's scenes; `random` writes random weights from
+    `det.init.seed`. The file must load into the detector (with the head `det.init.head_classes`
+    asks for) before it replaces `out`. `device` (`auto`, `cpu` or `cuda`) and `amp` are where and
+    how `synthetic` pretrains.
 
     Returns:
-        The init metrics: source, the classes and convolutions the file holds, the convolutions
-        loaded, the file's sha256, a summary of where it came from and the init params.
+        The init metrics: source, the file (name and sha256), the classes and convolutions it
+        holds, the convolutions loaded and the head classes carried, a summary of where it came
+        from and the init params.
 
     Raises:
-        ValueError: when `darknet` is asked for without a weights file.
+        ValueError: when `darknet` is asked for without a weights file, or a carried head
+            without one.
     """
     cfg = det.init
+    if cfg.head_classes is not None and cfg.source != "darknet":
+        raise ValueError(
+            f"detector.init.head_classes carries a Darknet file's head; source is {cfg.source}"
+        )
     if cfg.source == "darknet":
         if cfg.weights is None:
             raise ValueError("detector.init.source is darknet, but detector.init.weights is null")
-        path = fetch_weights(cfg.weights, cfg.sha256)
-        classes, convolutions, info, checked = cfg.weights_classes, cfg.convolutions, {}, path
+        path = pretrained_path(folder, cfg.weights, pretrained, "detector.init.weights")
+        classes, convolutions, checked = cfg.weights_classes, cfg.convolutions, path
+        info = {"file": cfg.weights, "file_sha256": pretrained[cfg.weights]}
 
         def write(tmp: Path) -> None:
             shutil.copyfile(path, tmp)
@@ -195,10 +215,14 @@ def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
             classes = cfg.weights_classes
             info = {"task": f"random initialisation, seed {cfg.seed}"}
         else:
-            schedule = pretrain_schedule(cfg, det.train.device, det.train.amp)
-            device = resolve_device(det.train.device)
+            schedule = pretrain_schedule(cfg, device, amp)
             model, info = pretrain_detector(
-                det.cfg, cfg.pretrain_frames, cfg.pretrain_size, schedule, cfg.seed, device
+                det.cfg,
+                cfg.pretrain_frames,
+                cfg.pretrain_size,
+                schedule,
+                cfg.seed,
+                resolve_device(device),
             )
             classes = len(OBJECT_CLASSES)
         convolutions, checked = None, None
@@ -210,12 +234,18 @@ def write_init_weights(det: DetectorParams, out: str | Path) -> dict:
         write(tmp)
         # The user's own file is checked as itself, so that an error names it, not `tmp`.
         loaded = transfer_weights(
-            build_darknet(det.cfg, len(det.classes)), checked or tmp, det.cfg, classes, convolutions
+            build_darknet(det.cfg, len(det.classes)),
+            checked or tmp,
+            det.cfg,
+            classes,
+            convolutions,
+            cfg.head_classes,
         )
     return {
         "source": cfg.source,
         "file_classes": classes,
         "file_convolutions": convolutions,
+        "head_classes": None if cfg.head_classes is None else list(cfg.head_classes),
         "loaded_convolutions": loaded["loaded"],
         "sha256": sha256_file(out),
         **{k: v for k, v in info.items() if not isinstance(v, list)},

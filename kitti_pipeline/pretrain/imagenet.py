@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -28,7 +29,7 @@ from kitti_pipeline.classify.train import FitConfig, fit, predict
 from kitti_pipeline.core.device import describe_device, resolve_device
 from kitti_pipeline.core.params import ClassifierInitParams
 from kitti_pipeline.pretrain.objects import DRAW, OBJECT_CLASSES, background, finish, object_shape
-from kitti_pipeline.pretrain.real_weights import load_imagenet_state
+from kitti_pipeline.pretrain.real_weights import imagenet_file_name, pretrained_path
 
 # Each side of an object's box moves out by up to 30% of the box (background shows) or in by up to
 # 10% (the object is cut), drawn apart per side.
@@ -167,11 +168,18 @@ def pretrain_classifier(
 
 
 def init_classifier_weights(
-    arch: str, cfg: ClassifierInitParams, num_classes: int, device: str, amp: bool
+    arch: str,
+    cfg: ClassifierInitParams,
+    num_classes: int,
+    device: str,
+    amp: bool,
+    pretrained: dict[str, str] | None = None,
+    folder: str | Path | None = None,
 ) -> tuple[dict[str, torch.Tensor], dict]:
-    """The starting backbone of `arch` for the transfer regimes, from `cfg.source`.
+    """The starting backbone of `arch` for the transfer regimes, from `cfg.source_of(arch)`.
 
-    `imagenet` reads torchvision's ImageNet file (`cfg.imagenet_dir` or the torch hub cache);
+    `imagenet` reads torchvision's ImageNet file of `arch` from `folder`, where stage
+    `pretrained@<name>` put it, checked against its pin in `pretrained` (`pretrained.files`);
     `synthetic` pretrains on this module's task, on `device` (`auto`, `cpu` or `cuda`), with
     autocast on CUDA when `amp`;
     `random` draws weights from `cfg.seed`.
@@ -179,12 +187,17 @@ def init_classifier_weights(
     Returns:
         The backbone's state dict on the CPU (head keys dropped; checked to fit a `num_classes`
         classifier) and a summary of where it came from.
+
+    Raises:
+        ValueError: when `imagenet` is asked for and `pretrained` does not pin the file.
     """
-    if cfg.source == "imagenet":
-        pinned = (cfg.imagenet_sha256 or {}).get(arch)
-        state = load_imagenet_state(arch, cfg.imagenet_dir, pinned)
-        info = {"weights": f"{arch} IMAGENET1K_V1"}
-    elif cfg.source == "random":
+    source = cfg.source_of(arch)
+    if source == "imagenet":
+        name = imagenet_file_name(arch)
+        path = pretrained_path(folder, name, pretrained or {}, f"classifier.init.source {arch}")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        info = {"weights": f"{arch} IMAGENET1K_V1", "file": name, "file_sha256": pretrained[name]}
+    elif source == "random":
         state = random_backbone(arch, num_classes, cfg.seed)
         info = {"weights": f"{arch} random initialisation, seed {cfg.seed}"}
     else:
@@ -201,5 +214,5 @@ def init_classifier_weights(
         )
     backbone_state = {k: v.cpu() for k, v in state.items() if k not in HEAD_KEYS[arch]}
     # The shapes must fit before anything is saved.
-    load_backbone(build_classifier(arch, num_classes), arch, backbone_state, origin=cfg.source)
+    load_backbone(build_classifier(arch, num_classes), arch, backbone_state, origin=source)
     return backbone_state, info

@@ -32,6 +32,7 @@ from kitti_pipeline.report.tables import (
     read_classifier_runs,
     read_detector_runs,
     size_text,
+    starting_weights_text,
     summarise_detector_seeds,
     summarise_seeds,
     with_published,
@@ -114,16 +115,24 @@ def compose_report(
         "",
         f"{source}; seeds {list(cfg.seeds)}; {cfg.train.optimizer} lr {cfg.train.lr}, batch "
         f"{cfg.train.batch_size}, {cfg.train.epochs} epochs, {params.crop.image_size}px crops; "
-        f"starting weights `{cfg.init.source}`. A cell is the figure (with several seeds, mean ± "
-        "std) and its 95% interval over bootstrap draws of the test frames (and seeds); the "
-        "study's figure, where published, in brackets.",
+        f"starting weights: {starting_weights_text(cfg)}. A cell is the figure (with several "
+        "seeds, mean ± std) and its 95% interval over bootstrap draws of the test frames (and "
+        "seeds); the study's figure, where published, in brackets.",
         "",
     ]
     runs = read_classifier_runs(inputs.classifier_runs, cfg)
     summary = summarise_seeds(runs, classes)
     compared = json.loads(inputs.classifier_comparisons.read_text())
     out += [
-        markdown_tables(summary, runs, classes, ARMS, published.get("classifier"), compared["arms"])
+        markdown_tables(
+            summary,
+            runs,
+            classes,
+            ARMS,
+            published.get("classifier"),
+            compared["arms"],
+            {arch: cfg.init.source_of(arch) for arch in cfg.archs},
+        )
     ]
     out += [comparison_table(compared)]
 
@@ -162,7 +171,8 @@ def compose_report(
         f"{source}; seeds {list(det.seeds)}; `{det.cfg}` at {size_text(det.img_size)}, "
         f"{det.train.epochs} epochs, {det.train.optimizer} lr {det.train.lr}, batch "
         f"{det.train.batch_size}, evaluated every "
-        f"{det.train.eval_every} epochs; transfer weights `{det.init.source}` "
+        f"{det.train.eval_every} epochs; transfer weights `{det.init.source}`"
+        f"{' `' + det.init.weights + '`' if det.init.source == 'darknet' else ''} "
         f"({init.get('loaded_convolutions', '?')} convolutions loaded). Test: {test_frames} "
         f"frames; precision, recall and F1 at confidence {det.evaluate.conf_threshold}, IoU 0.5.",
         "",

@@ -20,6 +20,12 @@ LOSS_FIELDS = ("epoch", "train_loss", "val_loss")
 
 COLUMNS = ("mCA", "mF1", "mPrecision", "mRecall")
 ARCH_NAMES = {"resnet18": "ResNet18", "mobilenet_v2": "MobileNetV2"}
+# Where the pretrained arms' weights come from, per `classifier.init.source`.
+SOURCE_NAMES = {
+    "imagenet": "torchvision's ImageNet file (IMAGENET1K_V1)",
+    "synthetic": "the offline stand-in, pretrained on generated objects",
+    "random": "random weights",
+}
 REGIME_NAMES = {
     "scratch": "from scratch",
     "frozen": "pretrained, frozen",
@@ -95,6 +101,12 @@ def summarise_seeds(runs: dict[tuple[str, str, int], dict], classes: tuple[str, 
     return summary
 
 
+def starting_weights_text(cfg) -> str:
+    """Where each architecture's pretrained arms start from, e.g. `resnet18 synthetic,
+    mobilenet_v2 imagenet`, from the classifier params."""
+    return ", ".join(f"{arch} {cfg.init.source_of(arch)}" for arch in cfg.archs)
+
+
 def markdown_tables(
     summary: dict,
     runs: dict,
@@ -102,10 +114,12 @@ def markdown_tables(
     regimes,
     published: dict | None = None,
     arms: dict | None = None,
+    sources: dict[str, str] | None = None,
 ) -> str:
     """Tables 4 and 5 in the study's layout, then every run with its bootstrap intervals.
 
     Args:
+        sources: `{arch: classifier.init.source}`, said under each table's title.
         published: `{arch: {regime: {column: value}}}`, the study's figures, shown in brackets
             after ours where given.
         arms: `compare_classifiers`' `arms`: each cell's 95% interval (test frames and seeds),
@@ -121,6 +135,11 @@ def markdown_tables(
         out += [
             f"### Table {number}: {ARCH_NAMES[arch]}",
             "",
+            *(
+                [f"Pretrained arms start from {SOURCE_NAMES[sources[arch]]}.", ""]
+                if sources and arch in sources
+                else []
+            ),
             "| Combination | " + " | ".join(headers) + " | Trainable params |",
             "|---" * (len(headers) + 2) + "|",
         ]
