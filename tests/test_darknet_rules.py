@@ -6,19 +6,22 @@ delta above `ignore_thresh`), `src/network.c` `get_current_rate` (burn-in lr * (
 burn_in) ^ power, power 4 by default), and the head carried over from a COCO file's car rows.
 """
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
+from kitti_pipeline.core.params import load_params
 from kitti_pipeline.detect.darknet import (
     build_darknet,
     transfer_weights,
     write_weights,
 )
 from kitti_pipeline.detect.data import DARKNET_FILL, letterbox
-from kitti_pipeline.detect.train import burn_in_lr
+from kitti_pipeline.detect.train import burn_in_lr, fit_detector
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
+from kitti_pipeline.pretrain.coco import make_object_scenes
 
 from .conftest import ROOT
 from .test_yolo_loss import LOG2, SCALE, TARGET, zero_map
@@ -117,3 +120,25 @@ def test_a_carried_head_needs_one_file_class_per_class_and_the_files_anchors(tmp
     other.write_text(TINY.read_text().replace("10,14,  23,27", "12,16,  23,27"))
     with pytest.raises(ValueError, match="use detector.anchors: cfg"):
         transfer_weights(build_darknet(other, 1), tmp_path / "coco.weights", TINY, 80, None, (2,))
+
+
+def test_warmup_cfg_burns_in_over_the_cfgs_burn_in(params_file):
+    """`warmup_steps: cfg` takes the cfg's `burn_in` (1000): after two steps the learning rate
+    is Darknet's for its second update, lr * (2 / 1000) ^ 4."""
+    data = make_object_scenes(4, 64, seed=0)
+    cfg = dataclasses.replace(
+        load_params(params_file).detector.train,
+        epochs=1,
+        eval_every=1,
+        batch_size=2,
+        warmup_steps="cfg",
+        warmup_power=4,
+        lr=0.001,
+    )
+    states = []
+    torch.manual_seed(0)
+    model = build_darknet(ROOT / "cfg/yolov3-tiny-small.cfg", 10)
+    fit_detector(model, data, data, cfg, 0.25, 0.45, on_eval=states.append)
+    assert [s["epoch"] for s in states] == [0, 1]
+    lrs = {g["lr"] for g in states[-1]["optimizer"]["param_groups"]}
+    assert lrs == {pytest.approx(0.001 * (2 / 1000) ** 4)}

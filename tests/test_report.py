@@ -61,9 +61,15 @@ def test_seeds_give_mean_and_sample_std():
     assert cell["trainable_params"] == 1539
     published = {"resnet18": {"frozen": {"mCA": 0.812}}}
     arms = {"resnet18": {"frozen": {"mCA": {"value": 0.6, "low": 0.41, "high": 0.79}}}}
+    sources = {"resnet18": "synthetic", "mobilenet_v2": "imagenet"}
     tables = markdown_tables(
-        summarise_seeds(runs, CLASSES), runs, CLASSES, ["frozen"], published, arms
+        summarise_seeds(runs, CLASSES), runs, CLASSES, ["frozen"], published, arms, sources
     ).splitlines()
+    # Under each table's title, where its pretrained arms started from.
+    title = tables.index("### Table 4: ResNet18")
+    assert tables[title + 2] == (
+        "Pretrained arms start from the offline stand-in, pretrained on generated objects."
+    )
     row = next(line for line in tables if line.startswith("| ResNet18 pretrained, frozen"))
     assert row.split(" | ")[1] == "0.600 ± 0.141 [0.410, 0.790] (0.812)"
     assert row.split(" | ")[2] == "0.600 ± 0.141"  # mF1: no interval given
