@@ -92,29 +92,22 @@ def apply_stand_ins(raw: dict) -> list[str]:
             return False
 
     changed = []
+    archs = raw["classifier"]["archs"]
     init = raw["classifier"]["init"]
     sources = init["source"]
-    for arch in raw["classifier"]["archs"]:
-        source = sources if isinstance(sources, str) else sources[arch]
-        if source == "imagenet" and not found(imagenet_file_name(arch)):
-            init["source"] = {
-                a: (sources if isinstance(sources, str) else sources[a])
-                for a in raw["classifier"]["archs"]
-            }
-            init["source"][arch] = "random"
-            sources = init["source"]
+    sources = {a: sources for a in archs} if isinstance(sources, str) else dict(sources)
+    for arch in archs:
+        if sources[arch] == "imagenet" and not found(imagenet_file_name(arch)):
+            sources[arch] = "random"
             changed.append(f"classifier.init.source.{arch}=random")
-    init = raw["detector"]["init"]
-    if init["source"] == "darknet" and not found(init["weights"] or ""):
-        init["source"] = "random"
+    init["source"] = sources
+    detector = raw["detector"]["init"]
+    if detector["source"] == "darknet" and not found(detector["weights"] or ""):
+        detector["source"] = "random"
         changed.append("detector.init.source=random")
-    used = {
-        imagenet_file_name(a)
-        for a in raw["classifier"]["archs"]
-        if (sources if isinstance(sources, str) else sources[a]) == "imagenet"
-    }
-    if init["source"] == "darknet":
-        used.add(init["weights"])
+    used = {imagenet_file_name(a) for a in archs if sources[a] == "imagenet"}
+    if detector["source"] == "darknet":
+        used.add(detector["weights"])
     raw["pretrained"]["files"] = {k: v for k, v in raw["pretrained"]["files"].items() if k in used}
     return changed
 

@@ -140,11 +140,11 @@ def fetch_pretrained(name: str, sha256: str, folder: str | Path | None = None) -
     """
     known = KNOWN_FILES.get(name)
     tried = []
-    for place in [Path(folder)] if folder else []:
-        path = place / name
+    if folder:
+        path = Path(folder) / name
         if path.is_file():
             check_digest(path, sha256)
-            return path, f"the folder {place}"
+            return path, f"the folder {folder}"
         tried.append(f"{path}: no such file")
     cached = hub_checkpoints() / name
     if cached.is_file():
