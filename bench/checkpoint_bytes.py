@@ -57,7 +57,7 @@ def main():
             resumable.save({"epoch": state["epoch"], "model": state["model"]}, epoch_checkpoint(1))
             resumable.save(state)
 
-        history, best = fit_detector(model, train, val, cfg, 0.25, 0.45, on_eval=save)
+        history, best = fit_detector(model, train, val, cfg, 0.45, on_eval=save)
         record = {"run": "bench", "classes": ["Car"], "img_size": 64, "history": history}
         cfg_text = (ROOT / args.cfg).read_text()
         save_best_and_last(Path(tmp) / "model", model, best, cfg_text, record)

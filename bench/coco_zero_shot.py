@@ -22,11 +22,8 @@ from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
 from kitti_pipeline.data.labels import read_classes
 from kitti_pipeline.detect.darknet import build_darknet, fuse_batchnorm, transfer_weights
 from kitti_pipeline.detect.data import load_detection_set
-from kitti_pipeline.detect.metrics import (
-    class_summary,
-    rank_matches,
-    resampled_average_precision,
-)
+from kitti_pipeline.detect.matching import rank_matches
+from kitti_pipeline.detect.metrics import class_summary, resampled_average_precision
 from kitti_pipeline.detect.predict import predict_detections
 from kitti_pipeline.detect.yolo import scales_of
 from kitti_pipeline.pretrain.real_weights import KNOWN_FILES, fetch_pretrained

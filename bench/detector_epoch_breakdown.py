@@ -27,9 +27,11 @@ from kitti_pipeline.core.device import autocast, compute_type, resolve_device
 from kitti_pipeline.core.params import load_params
 from kitti_pipeline.core.resumable import Resumable
 from kitti_pipeline.core.version import code_version
+from kitti_pipeline.detect.augment import flip_batch
 from kitti_pipeline.detect.darknet import build_darknet, init_prediction_biases
+from kitti_pipeline.detect.optim import make_detector_optimizer
 from kitti_pipeline.detect.predict import CPU_BF16, as_input
-from kitti_pipeline.detect.train import cpu_copy, flip_batch, make_detector_optimizer, validate
+from kitti_pipeline.detect.train import cpu_copy, validate
 from kitti_pipeline.detect.yolo import scales_of, yolo_loss
 from kitti_pipeline.pretrain.coco import make_object_scenes
 
@@ -84,7 +86,7 @@ def breakdown(args, device: torch.device, amp: bool) -> dict:
         parts["backward"] += after_backward - after_loss
         parts["optimizer"] += done - after_backward
     began = synchronized(device)
-    validate(model, val, 0.25, 0.45, cfg.amp)
+    validate(model, val, 0.45)
     parts["validation"] = synchronized(device) - began
     with tempfile.TemporaryDirectory() as tmp:
         state = {

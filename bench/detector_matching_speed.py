@@ -2,7 +2,7 @@
 
 `detect.metrics.detection_summary` (the val metrics of every evaluation, and the test metrics)
 matches a set's detections at COCO's ten IoU thresholds (0.50 to 0.95; 0.5 and 0.7 among them)
-with one IoU matrix per frame and one pass down its ranked detections (`match_at_thresholds`).
+with one IoU matrix per frame and one pass down its ranked detections (`rank_matches`).
 The baseline is the matching this project used before (tests/reference_metrics.py): one pass
 per threshold, 12 in all (0.5, the ten COCO thresholds and 0.7), a torch reduction per
 detection. Both run here on the same generated frames: about
@@ -25,7 +25,7 @@ import torch
 from timing import device_name
 
 from kitti_pipeline.core.version import code_version
-from kitti_pipeline.detect.metrics import SUMMARY_IOUS, match_at_thresholds
+from kitti_pipeline.detect.matching import SUMMARY_IOUS, rank_matches
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -38,7 +38,7 @@ def baseline(detections, truths):
 
 
 def ours(detections, truths):
-    return match_at_thresholds(detections, truths, SUMMARY_IOUS)[1]
+    return rank_matches(detections, truths).hits
 
 
 def frames(count: int, seed: int = 0):

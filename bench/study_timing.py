@@ -138,7 +138,6 @@ def main(argv=None):
     params_path.write_text(yaml.safe_dump(raw, sort_keys=False))
     params = load_params(params_path)  # fails here, naming the key, on a bad --set
 
-    device = resolve_device(params.classifier.train.device)
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
     timings, began = [], time.perf_counter()
     for stage, name, command in expand_stages(yaml.safe_load((work / "dvc.yaml").read_text()), raw):
@@ -152,9 +151,10 @@ def main(argv=None):
         timings.append({"stage": stage, "name": name, "seconds": round(seconds, 2)})
         print(f"== {name}: {seconds:.1f} s", flush=True)
     total = time.perf_counter() - began
-    if args.dry_run:
+    if args.dry_run:  # before the device is resolved: a dry run needs none
         print(f"params: {params_path} (stand-ins: {stand_ins or 'none'})")
         return
+    device = resolve_device(params.classifier.train.device)
 
     by_stage: dict[str, float] = {}
     for row in timings:

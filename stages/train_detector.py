@@ -13,7 +13,7 @@ from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.distributed import close_world, init_world
 from kitti_pipeline.core.files import write_csv, write_json
 from kitti_pipeline.detect.model_files import detector_provenance, save_best_and_last
-from kitti_pipeline.detect.train import train_detector
+from kitti_pipeline.detect.run import train_detector
 
 
 def main(argv=None):

@@ -18,6 +18,10 @@ from kitti_pipeline.pretrain.real_weights import fetch_pretrained
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def pytest_addoption(parser):
+    parser.addoption("--gpu-results", default=None, help="JSON file for tests/gpu's figures")
+
+
 def shrink(raw: dict) -> dict:
     """The repo's params.yaml with the `ci` profile applied: few frames, tiny crops and images."""
     merge_overrides(raw, read_profile("ci"))

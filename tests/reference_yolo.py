@@ -4,18 +4,54 @@
 Same terms and rules: each ground truth adds its box and class terms at its assigned anchor,
 two ground truths in one cell and anchor both add theirs, and objectness counts that prediction
 once.
+
+It shares no code with what it checks: the map layout, the box decoding and the anchor choice
+are written out here again, cell by cell where the loss itself works on whole maps.
 """
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops import box_iou, generalized_box_iou_loss
 
-from kitti_pipeline.detect.yolo import Scale, decode, shape_iou, split_map
+
+def cell_predictions(raw: torch.Tensor, num_anchors: int) -> torch.Tensor:
+    """(B, A*(5+C), H, W) -> (B, A, H, W, 5+C): channel a*(5+C)+f of the map is field f of
+    anchor a, as Darknet lays out its [yolo] input."""
+    b, channels, h, w = raw.shape
+    fields = channels // num_anchors
+    out = torch.empty(b, num_anchors, h, w, fields, dtype=raw.dtype, device=raw.device)
+    for a in range(num_anchors):
+        for f in range(fields):
+            out[:, a, :, :, f] = raw[:, a * fields + f]
+    return out
+
+
+def cell_boxes(p: torch.Tensor, anchors, stride: int) -> torch.Tensor:
+    """(B, A, H, W, 5+C) predictions -> (B, A, H, W, 4) xyxy in input pixels: centre at
+    (sigmoid(tx) + column, sigmoid(ty) + row) * stride, size exp(tw, th) * anchor."""
+    _, na, h, w, _ = p.shape
+    columns = torch.arange(w, dtype=p.dtype, device=p.device).view(1, 1, 1, w)
+    rows = torch.arange(h, dtype=p.dtype, device=p.device).view(1, 1, h, 1)
+    aw = torch.tensor([a[0] for a in anchors], dtype=p.dtype, device=p.device).view(1, na, 1, 1)
+    ah = torch.tensor([a[1] for a in anchors], dtype=p.dtype, device=p.device).view(1, na, 1, 1)
+    cx = (p[..., 0].sigmoid() + columns) * stride
+    cy = (p[..., 1].sigmoid() + rows) * stride
+    bw, bh = p[..., 2].exp() * aw, p[..., 3].exp() * ah
+    return torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1)
+
+
+def best_anchor(width: float, height: float, anchors: list) -> int:
+    """The anchor whose shape, centred on the box's, overlaps it most (the first of equals)."""
+    overlaps = []
+    for aw, ah in anchors:
+        inter = min(width, aw) * min(height, ah)
+        overlaps.append(inter / (width * height + aw * ah - inter))
+    return max(range(len(anchors)), key=lambda k: (overlaps[k], -k))
 
 
 def yolo_loss_loop(
     raws: list[torch.Tensor],
-    scales: list[Scale],
+    scales: list,
     targets: list[torch.Tensor],
     num_classes: int,
     ignore_iou: float = 0.5,
@@ -47,8 +83,8 @@ def yolo_loss_loop(
     terms = {name: torch.zeros((), device=device) for name in (*box_terms, "obj", "noobj", "cls")}
 
     for k, (raw, scale) in enumerate(zip(raws, scales, strict=True)):
-        p = split_map(raw, len(scale.anchors)).float()  # (B, A, H, W, 5+C)
-        boxes = decode(raw.float(), scale)  # (B, A, H, W, 4)
+        p = cell_predictions(raw.float(), len(scale.anchors))  # (B, A, H, W, 5+C)
+        boxes = cell_boxes(p, scale.anchors, scale.stride)  # (B, A, H, W, 4)
         _, na, h, w, _ = p.shape
         assigned = torch.zeros(p.shape[:4], dtype=torch.bool, device=device)
         ignored = torch.zeros_like(assigned)
@@ -58,7 +94,9 @@ def yolo_loss_loop(
             gt = t[:, 1:5].float()
             ignored[b] = (box_iou(boxes[b].reshape(-1, 4), gt).amax(1) > ignore_iou).view(na, h, w)
             wh = gt[:, 2:4] - gt[:, 0:2]
-            best = shape_iou(wh, all_anchors).argmax(1)
+            best = torch.tensor(
+                [best_anchor(float(x), float(y), all_anchors.tolist()) for x, y in wh]
+            )
             for n in torch.nonzero((best >= first[k]) & (best < first[k] + na)).flatten():
                 a = int(best[n]) - first[k]
                 cx, cy = (gt[n, 0:2] + gt[n, 2:4]) / 2

@@ -19,7 +19,8 @@ from kitti_pipeline.detect.darknet import (
     write_weights,
 )
 from kitti_pipeline.detect.data import DARKNET_FILL, letterbox
-from kitti_pipeline.detect.train import burn_in_lr, fit_detector
+from kitti_pipeline.detect.optim import burn_in_lr
+from kitti_pipeline.detect.train import fit_detector
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
 from kitti_pipeline.pretrain.coco import make_object_scenes
 
@@ -138,7 +139,7 @@ def test_warmup_cfg_burns_in_over_the_cfgs_burn_in(params_file):
     states = []
     torch.manual_seed(0)
     model = build_darknet(ROOT / "cfg/yolov3-tiny-small.cfg", 10)
-    fit_detector(model, data, data, cfg, 0.25, 0.45, on_eval=states.append)
+    fit_detector(model, data, data, cfg, 0.45, on_eval=states.append)
     assert [s["epoch"] for s in states] == [0, 1]
     lrs = [g["lr"] for g in states[-1]["optimizer"]["param_groups"]]
     assert lrs == pytest.approx([0.001 * (2 / 1000) ** 4] * len(lrs))

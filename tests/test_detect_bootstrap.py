@@ -8,22 +8,17 @@ import torch
 
 from kitti_pipeline.core.bootstrap import frame_resamples, seed_resamples
 from kitti_pipeline.detect.compare import compare_detectors
+from kitti_pipeline.detect.matching import matches_to_dict, rank_matches
 from kitti_pipeline.detect.metrics import (
-    average_precision,
     coco_ap,
-    coco_matches,
     detection_summary,
-    match,
-    matches_to_dict,
-    rank_matches,
-    recall_points_ap,
     resampled_average_precision,
     resampled_coco_ap,
-    resampled_f1,
     resampled_points_ap,
     resampled_thresholded,
-    summary_f1,
 )
+
+from .reference_metrics import ap_loop, match_loop, points_ap_loop, thresholded_loop
 
 
 def random_frames(count, seed):
@@ -53,28 +48,19 @@ def test_resampled_metrics_are_those_of_the_repeated_frames():
     detections, truths = random_frames(12, seed=0)
     ranked = rank_matches(detections, truths, 0.5)
     draws = frame_resamples(12, 25, seed=3)
+    # Every frame once among the draws: the metrics of the test set itself.
+    draws = np.concatenate([draws, np.ones((1, 12), dtype=np.int64)])
     ap = resampled_average_precision(ranked, draws)
     ap40 = resampled_points_ap(rank_matches(detections, truths, 0.7), draws)
     thresholded = resampled_thresholded(ranked, draws, 0.4)
-    f1 = resampled_f1(ranked, draws, 0.4)
     for k, draw in enumerate(draws):
-        scores, hits, n = match(*drawn(detections, truths, draw), 0.5)
-        assert ap[k] == pytest.approx(average_precision(hits, n), abs=1e-12)
-        _, strict, _ = match(*drawn(detections, truths, draw), 0.7)
-        assert ap40[k] == pytest.approx(recall_points_ap(strict, n), abs=1e-12)
-        kept = hits[scores >= 0.4]
-        precision = kept.sum() / len(kept) if len(kept) else 0
-        recall = kept.sum() / n if n else 0
-        expected = 2 * precision * recall / (precision + recall) if precision + recall else 0
-        assert f1[k] == pytest.approx(expected, abs=1e-12)
-        assert thresholded["precision"][k] == pytest.approx(precision, abs=1e-12)
-        assert thresholded["recall"][k] == pytest.approx(recall, abs=1e-12)
-    # Every frame once: the metrics of the test set itself.
-    once = np.ones((1, 12), dtype=np.int64)
-    assert resampled_average_precision(ranked, once)[0] == pytest.approx(
-        average_precision(ranked.hits, int(ranked.truths.sum()))
-    )
-    assert resampled_f1(ranked, once, 0.4)[0] == pytest.approx(summary_f1(ranked, 0.4))
+        scores, hits, n = match_loop(*drawn(detections, truths, draw), 0.5)
+        assert ap[k] == pytest.approx(ap_loop(hits, n), abs=1e-12)
+        _, strict, _ = match_loop(*drawn(detections, truths, draw), 0.7)
+        assert ap40[k] == pytest.approx(points_ap_loop(strict, n), abs=1e-12)
+        expected = thresholded_loop(scores, hits, n, 0.4)
+        got = [thresholded[name][k] for name in ("precision", "recall", "F1")]
+        assert got == pytest.approx(expected, abs=1e-12)
 
 
 def test_resampled_coco_ap_is_that_of_the_repeated_frames_with_the_cap():
@@ -84,7 +70,7 @@ def test_resampled_coco_ap_is_that_of_the_repeated_frames_with_the_cap():
     g = torch.Generator().manual_seed(5)
     crowd = truths[3].repeat(44, 1)[:130] + torch.randn(130, 4, generator=g) * 4
     detections[3] = torch.cat([crowd, torch.rand(130, 1, generator=g), torch.zeros(130, 1)], 1)
-    matches = coco_matches(detections, truths)
+    matches = rank_matches(detections, truths).capped()
     assert matches.hits.shape == (10, sum(min(len(d), 100) for d in detections))
     draws = frame_resamples(10, 20, seed=6)
     ap = resampled_coco_ap(matches, draws)
@@ -118,8 +104,8 @@ def test_a_paired_comparison_resolves_a_gain_that_the_runs_own_intervals_do_not(
     cell = out["transfer-scratch"]["AP50"]
     a, b = (rank_matches(d, truths, 0.5) for d in (better, detections))
     assert cell["difference"] == pytest.approx(
-        average_precision(a.hits, int(a.truths.sum()))
-        - average_precision(b.hits, int(b.truths.sum()))
+        ap_loop(*match_loop(better, truths, 0.5)[1:])
+        - ap_loop(*match_loop(detections, truths, 0.5)[1:])
     )
     assert (
         cell["resolved"]
@@ -150,7 +136,7 @@ def write_matches(path, stems, detections, truths, last=None):
         return {
             "epoch": epoch,
             "AP50": matches_to_dict(rank_matches(dets, truths, 0.5)),
-            "AP50_95": matches_to_dict(coco_matches(dets, truths)),
+            "AP50_95": matches_to_dict(rank_matches(dets, truths).capped()),
             "AP40_iou70_all_truths": matches_to_dict(rank_matches(dets, truths, 0.7)),
             "kitti_AP40": None,
         }

@@ -4,7 +4,8 @@ import torch
 from PIL import Image
 from torchvision import tv_tensors
 
-from kitti_pipeline.detect.data import augmentation, letterbox, load_frame, unletterbox
+from kitti_pipeline.detect.augment import augmentation
+from kitti_pipeline.detect.data import letterbox, load_frame, unletterbox
 
 
 def test_letterbox_a_kitti_frame_by_hand():

@@ -2,31 +2,22 @@ import numpy as np
 import pytest
 import torch
 
+from kitti_pipeline.detect.matching import SUMMARY_IOUS, RankedMatches, rank_matches
 from kitti_pipeline.detect.metrics import (
-    SUMMARY_IOUS,
     average_precision,
     detection_summary,
     interpolated_pr,
-    match,
-    match_at_thresholds,
     recall_points_ap,
 )
 
-from .reference_metrics import match_loop
+from .reference_metrics import ap_loop, match_loop
 
 
-def slow_ap(hits, n):
-    """AP by its definition: for each detection that raises recall, the best precision at that
-    recall or beyond, times the recall gained."""
-    ap, last_recall = 0.0, 0.0
-    for k in range(len(hits)):
-        if not hits[k]:
-            continue
-        recall = sum(hits[: k + 1]) / n
-        best = max(sum(hits[: m + 1]) / (m + 1) for m in range(k, len(hits)))
-        ap += (recall - last_recall) * best
-        last_recall = recall
-    return ap
+def ranked(hits, truths):
+    """Ranked matches of one frame holding `truths` ground truths, best first."""
+    hits = np.asarray(hits, dtype=bool)
+    scores = np.linspace(1, 0.5, len(hits))
+    return RankedMatches(np.zeros(len(hits), dtype=np.int64), scores, hits, np.array([truths]))
 
 
 def test_ap_by_hand():
@@ -34,7 +25,9 @@ def test_ap_by_hand():
     # Precision 1, 1/2, 2/3, 2/4, 3/5; recall 1/4, 1/4, 2/4, 2/4, 3/4.
     # Envelope at the recall steps: 1 (r=1/4), 2/3 (r=2/4), 3/5 (r=3/4).
     hits = np.array([1, 0, 1, 0, 1], dtype=bool)
-    assert average_precision(hits, 4) == pytest.approx(0.25 * 1 + 0.25 * 2 / 3 + 0.25 * 3 / 5)
+    assert average_precision(ranked(hits, 4)) == pytest.approx(
+        0.25 * 1 + 0.25 * 2 / 3 + 0.25 * 3 / 5
+    )
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -42,14 +35,14 @@ def test_ap_matches_a_slow_reference_loop(seed):
     rng = np.random.default_rng(seed)
     hits = rng.random(60) < 0.6
     n = int(hits.sum()) + int(rng.integers(0, 10))
-    assert average_precision(hits, n) == pytest.approx(slow_ap(list(hits), n))
+    assert average_precision(ranked(hits, n)) == pytest.approx(ap_loop(hits, n))
 
 
 def test_kitti_40_point_ap_by_hand():
     # One TP of one ground truth: precision 1 at recall 1 -> every recall point scores 1.
-    assert recall_points_ap(np.array([True]), 1) == 1.0
+    assert recall_points_ap(ranked([True], 1)) == 1.0
     # Two ground truths, one found with precision 1: recall points 1/40..20/40 score 1.
-    assert recall_points_ap(np.array([True, False]), 2) == pytest.approx(20 / 40)
+    assert recall_points_ap(ranked([True, False], 2)) == pytest.approx(20 / 40)
 
 
 def test_matching_takes_each_ground_truth_once_and_needs_the_iou():
@@ -64,10 +57,13 @@ def test_matching_takes_each_ground_truth_once_and_needs_the_iou():
             ]
         )
     ]
-    scores, hits, n = match(dets, gts, 0.5)
-    assert n == 2 and scores.tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6])
-    assert hits.tolist() == [True, False, True, False]
-    assert match(dets, gts, 0.7)[1].tolist() == [True, False, False, False]
+    matches = rank_matches(dets, gts, 0.5)
+    assert matches.truths.tolist() == [2]
+    assert matches.scores.tolist() == pytest.approx([0.9, 0.8, 0.7, 0.6])
+    assert matches.hits.tolist() == [True, False, True, False]
+    assert rank_matches(dets, gts, 0.7).hits.tolist() == [True, False, False, False]
+    both = rank_matches(dets, gts, np.array([0.5, 0.7])).hits
+    assert both.tolist() == [[True, False, True, False], [True, False, False, False]]
 
 
 def test_summary_by_hand():
@@ -87,29 +83,11 @@ def test_summary_by_hand():
     assert s["AP50_95"] == pytest.approx((51 + 50 * 2 / 3) / 101)
 
 
-def test_ignored_truths_neither_count_nor_punish():
-    truths = [torch.tensor([[0.0, 0, 10, 10], [20.0, 0, 30, 10]])]
-    ignored = [torch.tensor([False, True])]
-    detections = [
-        torch.tensor(
-            [
-                [0.0, 0, 10, 10, 0.9],  # the counted truth: a true positive
-                [20.0, 0, 30, 10, 0.8],  # the ignored truth: leaves the ranking
-                [50.0, 0, 60, 10, 0.7],  # nothing: a false positive
-            ]
-        )
-    ]
-    scores, hits, n = match(detections, truths, 0.5, ignored)
-    assert (
-        scores.tolist() == pytest.approx([0.9, 0.7]) and hits.tolist() == [True, False] and n == 1
-    )
-
-
 def crowded_frames(seed, frames=6):
     """Frames of cars and detections around them: a pair of overlapping cars per frame, near-
     ties for one truth, duplicates, misses and equal scores, so the greedy order matters."""
     rng = np.random.default_rng(seed)
-    detections, truths, ignored = [], [], []
+    detections, truths = [], []
     for _ in range(frames):
         count = int(rng.integers(0, 8))
         xy = rng.uniform(0, 300, (count, 2))
@@ -127,38 +105,24 @@ def crowded_frames(seed, frames=6):
         scores = np.round(rng.random(len(dets)), 1)  # ties in score, broken by list order
         detections.append(torch.tensor(np.c_[dets, scores], dtype=torch.float32))
         truths.append(torch.tensor(gts, dtype=torch.float32).reshape(-1, 4))
-        ignored.append(torch.from_numpy(rng.random(count) < 0.3))
-    return detections, truths, ignored
+    return detections, truths
 
 
 @pytest.mark.parametrize("seed", range(6))
 def test_one_pass_over_every_threshold_equals_a_loop_per_threshold(seed):
-    detections, truths, _ = crowded_frames(seed)
-    scores, hits, n = match_at_thresholds(detections, truths, SUMMARY_IOUS)
-    assert hits.shape == (len(SUMMARY_IOUS), len(scores)) and hits[0].any()
-    for row, threshold in zip(hits, SUMMARY_IOUS, strict=True):
+    detections, truths = crowded_frames(seed)
+    matches = rank_matches(detections, truths, SUMMARY_IOUS)
+    assert matches.hits.shape == (len(SUMMARY_IOUS), len(matches.scores)) and matches.hits[0].any()
+    for row, threshold in zip(matches.hits, SUMMARY_IOUS, strict=True):
         ref_scores, ref_hits, ref_n = match_loop(detections, truths, threshold)
-        np.testing.assert_array_equal(scores, ref_scores)
+        np.testing.assert_array_equal(matches.scores, ref_scores)
         np.testing.assert_array_equal(row, ref_hits)
-        assert n == ref_n
-
-
-@pytest.mark.parametrize("seed", range(6))
-@pytest.mark.parametrize("threshold", [0.5, 0.7])
-def test_matching_with_ignored_truths_equals_the_reference_loop(seed, threshold):
-    detections, truths, ignored = crowded_frames(seed)
-    scores, hits, n = match(detections, truths, threshold, ignored)
-    ref_scores, ref_hits, ref_n = match_loop(detections, truths, threshold, ignored)
-    np.testing.assert_array_equal(scores, ref_scores)
-    np.testing.assert_array_equal(hits, ref_hits)
-    assert n == ref_n and len(scores) < sum(len(d) for d in detections)  # some were dropped
+        assert matches.truths.sum() == ref_n
 
 
 def test_interpolated_pr_by_hand():
     # TP, FP, TP with 4 truths: precision 1, 1/2, 2/3 at recall 1/4, 1/4, 1/2.
-    curve = {
-        round(p["recall"], 2): p["precision"] for p in interpolated_pr(np.array([1, 0, 1], bool), 4)
-    }
+    curve = {round(p["recall"], 2): p["precision"] for p in interpolated_pr(ranked([1, 0, 1], 4))}
     assert len(curve) == 101
     assert curve[0.0] == curve[0.25] == 1.0
     assert curve[0.26] == curve[0.5] == pytest.approx(2 / 3)

@@ -192,6 +192,30 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
         overlay = json.dumps(plots[name])  # one line per run and seed
         assert '"run": "transfer-s0"' in overlay and '"run": "scratch-s0"' in overlay, name
 
+    # A reporting threshold is evaluation's alone: no run trains again, and what the threshold
+    # does not touch (the epochs, the APs, the val history) stays as it was.
+    run("git", "reset", "-q", "--hard")
+    run(dvc_bin, "checkout", "--force")
+    trained = ("plots/detector/history/transfer-s0.csv", "models/detector/scratch-s0.json")
+    kept = {path: (repo / path).read_bytes() for path in trained}
+    scored = json.loads((repo / "metrics/detector/transfer-s0.json").read_text())
+    experiment = run(dvc_bin, "exp", "run", "-S", "detector.evaluate.conf_threshold=0.3")
+    ran = set(re.findall(r"Running stage '([^@']+)", experiment))
+    assert ran == {
+        "evaluate_detector",
+        "compare_detectors",
+        "detector_report",
+        "detection_pictures",
+        "report",
+    }
+    assert {path: (repo / path).read_bytes() for path in trained} == kept
+    rescored = json.loads((repo / "metrics/detector/transfer-s0.json").read_text())
+    for checkpoint in ("best", "last"):
+        old, new = scored[checkpoint], rescored[checkpoint]
+        assert new["epoch"] == old["epoch"]
+        for figure in ("AP50", "AP50_95", "AP40_iou70_all_truths", "ground_truths"):
+            assert new["Car"][figure] == old["Car"][figure], (checkpoint, figure)
+
     # New starting weights retrain the transfer arms only: scratch reads none.
     for knob, expected in (
         (

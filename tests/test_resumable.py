@@ -1,8 +1,16 @@
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
 
 from kitti_pipeline.core.cli import parse_stage
 from kitti_pipeline.core.resumable import Resumable, differing_fields
+from kitti_pipeline.core.version import imported_modules
+
+from .conftest import ROOT
 
 KEY = {"run": "a", "train": {"lr": 0.001, "epochs": 3}, "split": "abc"}
 
@@ -90,3 +98,40 @@ def test_parse_stage_takes_required_paths_and_loads_params(params_file):
     assert params.data.classes == ("Car", "Person", "Cyclist")
     with pytest.raises(SystemExit):
         parse_stage("doc", ["--params", str(params_file)], out="a path")
+
+
+def code_hashes(package_parent, *modules):
+    """`code_hash` of each module, computed from the package copy under `package_parent`."""
+    script = (
+        "import sys; from kitti_pipeline.core.version import code_hash; "
+        "print(' '.join(code_hash(m) for m in sys.argv[1:]))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, *modules],
+        cwd=package_parent,
+        env={**os.environ, "PYTHONPATH": str(package_parent)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return done.stdout.split()
+
+
+def test_the_resume_key_holds_the_code_the_run_executes_not_the_whole_library(tmp_path):
+    """An edit to the report leaves both studies' runs resumable; an edit to the YOLO loss
+    keeps the classifier's and sets the detector's aside."""
+    shutil.copytree(ROOT / "kitti_pipeline", tmp_path / "kitti_pipeline")
+    runs = ("kitti_pipeline.detect.run", "kitti_pipeline.classify.train")
+    before = code_hashes(tmp_path, *runs)
+    with (tmp_path / "kitti_pipeline/report/document.py").open("a") as f:
+        f.write("\n# an edit\n")
+    assert code_hashes(tmp_path, *runs) == before
+    with (tmp_path / "kitti_pipeline/detect/yolo.py").open("a") as f:
+        f.write("\n# an edit\n")
+    detector, classifier = code_hashes(tmp_path, *runs)
+    assert detector != before[0] and classifier == before[1]
+    files = {p.relative_to(ROOT).as_posix() for p in imported_modules("kitti_pipeline.detect.run")}
+    assert "kitti_pipeline/detect/yolo.py" in files and "kitti_pipeline/detect/__init__.py" in files
+    assert not any(
+        f.startswith(("kitti_pipeline/report/", "kitti_pipeline/classify/")) for f in files
+    )

@@ -30,6 +30,7 @@ from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.pretrain.real_weights import KNOWN_FILES, imagenet_file_name
 
 from .conftest import ROOT, copy_project, project_runner
+from .reference_metrics import reference_test_figures
 
 pytestmark = pytest.mark.slow
 
@@ -100,6 +101,7 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
             "crop": raw["crop"]["image_size"],
             "frames": raw["data"]["frames"],
             "weights": raw["detector"]["init"]["weights"],
+            "seeds": (raw["classifier"]["seeds"], raw["detector"]["seeds"]),
         }
         assert study == {
             "cfg": "cfg/yolov3.cfg",
@@ -107,6 +109,7 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
             "crop": 128,
             "frames": "data/kitti_subset",
             "weights": "yolov3.weights",
+            "seeds": ([0, 1, 2], [0, 1, 2]),
         }
         assert (
             raw["pretrained"]["files"]
@@ -122,10 +125,12 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
                 "synthesize": {"frames": 2},
                 "split": {"train_crops": 24, "val_crops": 8},
                 "classifier": {
+                    "seeds": [0],
                     "train": {"epochs": 1, "device": "cpu"},
                     "bootstrap": 20,
                 },
                 "detector": {
+                    "seeds": [0],
                     "train": {"epochs": 1, "eval_every": 1, "device": "cpu"},
                     "evaluate": {"bootstrap": 20, "pictures": 1},
                 },
@@ -162,7 +167,16 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
             assert info["img_size"] == 416 and info["classes"] == ["Car"]
             assert sum(p.numel() for p in model.parameters()) == 61_523_734
             metrics = json.loads((repo / f"metrics/detector/{run_name}-s0.json").read_text())
-            assert 0 <= metrics["best"]["Car"]["AP50"] <= 1
+            stems = json.loads((repo / f"data/detector_matches/{run_name}-s0.json").read_text())
+            reference = reference_test_figures(
+                repo / f"models/detector/{run_name}-s0/best.pt",
+                repo / "data/kitti_subset",
+                stems["stems"],
+                raw["detector"]["evaluate"]["nms_iou"],
+                raw["detector"]["evaluate"]["conf_threshold"],
+            )
+            for key, value in reference.items():
+                assert metrics["best"]["Car"][key] == pytest.approx(value, abs=1e-6), key
             assert set(metrics["best"]["Car"]["kitti_AP40"]) == {"easy", "moderate", "hard"}
         assert "profile `study" in (repo / "reports/REPORT.md").read_text()
     finally:  # gigabytes of models, states and DVC cache

@@ -43,7 +43,7 @@ from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import read_csv, sha256_file
 from kitti_pipeline.core.params import CONTROL, ClassifierTrainParams, params_to_dict
 from kitti_pipeline.core.resumable import Resumable, epoch_generator, tensor_digest
-from kitti_pipeline.core.version import code_version, library_hash
+from kitti_pipeline.core.version import code_hash, code_version
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -343,7 +343,7 @@ def train_classifier(
         "split": sha256_file(split),
         # The pixels themselves: a new crop size or resize mode leaves split.csv as it was.
         "crops": tensor_digest(*train, *val),
-        "library": library_hash(),
+        "code": code_hash(__name__),  # the library code this run executes, no more
         "init": init_key if regime != "scratch" else None,
         "processes": world.size,
     }

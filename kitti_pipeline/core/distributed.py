@@ -8,8 +8,13 @@ nothing here changes what it computes.
 `batch_size` stays the global batch: every process draws the same batch order from the seeded
 generator and takes its own slice of each batch, and each slice's loss is weighted by its share,
 so the averaged gradient is that of the whole batch and the learning rate keeps its meaning.
-(BatchNorm statistics are per process unless SyncBatchNorm is used, which needs CUDA.) Only rank 0
-writes files.
+The detector's BatchNorm takes its statistics over the whole batch too (`sync_batchnorm`:
+torch's SyncBatchNorm on CUDA, `GlobalBatchNorm2d` on gloo CPU processes), so N processes train
+the weights one process would. Only rank 0 writes files.
+
+On CUDA the promise is within tolerance, not bit for bit: cuDNN's autotuned kernels and the
+non-deterministic backward of upsampling reorder float sums from run to run, so a resumed or
+repeated CUDA run reaches nearly, not exactly, the same weights. On the CPU it is exact.
 """
 
 from __future__ import annotations
@@ -69,6 +74,66 @@ class World:
         return DistributedDataParallel(
             module, device_ids=[device.index] if device.type == "cuda" else None
         )
+
+
+class SummedOverProcesses(torch.autograd.Function):
+    """A tensor summed over every process; its gradient too, as each process's loss depends on
+    every process's share of the sum."""
+
+    @staticmethod
+    def forward(ctx, tensor: torch.Tensor) -> torch.Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        total = grad.clone()
+        dist.all_reduce(total)
+        return total
+
+
+class GlobalBatchNorm2d(nn.BatchNorm2d):
+    """BatchNorm2d whose training statistics are those of the global batch, on any backend.
+
+    torch's SyncBatchNorm refuses CPU tensors. This one sums each channel's count and sum, then
+    its squared deviations from the global mean, over the processes (with their gradients), so
+    a batch split over processes normalises, back-propagates and updates its running statistics
+    as one process would on the whole batch. With one process, or in eval mode, it is plain
+    BatchNorm2d.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        xf = x.float()
+        count = torch.full((1,), xf.numel() / x.shape[1], dtype=xf.dtype)
+        sums = SummedOverProcesses.apply(torch.cat([xf.sum((0, 2, 3)), count]))
+        n = sums[-1]
+        mean = (sums[:-1] / n).view(1, -1, 1, 1)  # (1, C, 1, 1)
+        centred = xf - mean
+        # Two passes, as BatchNorm's own kernels: E[x^2] - E[x]^2 loses digits to cancellation.
+        var = SummedOverProcesses.apply((centred * centred).sum((0, 2, 3))) / n  # biased
+        with torch.no_grad():  # running statistics as BatchNorm2d keeps them: unbiased variance
+            self.num_batches_tracked += 1
+            self.running_mean.lerp_(mean.flatten(), self.momentum)
+            self.running_var.lerp_(var * n / (n - 1), self.momentum)
+        scale = (self.weight / torch.sqrt(var + self.eps)).view(1, -1, 1, 1)
+        return (centred * scale + self.bias.view(1, -1, 1, 1)).to(x.dtype)
+
+
+def sync_batchnorm(module: nn.Module) -> nn.Module:
+    """`module` with every BatchNorm2d taking global-batch statistics: SyncBatchNorm on CUDA,
+    `GlobalBatchNorm2d` elsewhere (weights and running statistics kept)."""
+    if next(module.parameters()).device.type == "cuda":
+        return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+    for parent in list(module.modules()):
+        for name, child in parent.named_children():
+            if type(child) is nn.BatchNorm2d:
+                new = GlobalBatchNorm2d(child.num_features, child.eps, child.momentum)
+                new.load_state_dict(child.state_dict())
+                setattr(parent, name, new.to(child.weight.device))
+    return module
 
 
 SINGLE = World()  # one process: what every stage is outside torchrun

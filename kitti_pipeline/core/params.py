@@ -190,10 +190,11 @@ class DetectorTrainParams:
     """One detector training run (stage `train_detector`).
 
     Every `eval_every` epochs (and at the last) the run is evaluated on the val split and its
-    resumable state saved; `keep_checkpoints` also keeps the weights of every evaluated epoch, so
-    that new post-processing params redo the val history without retraining. `flip` mirrors
-    frames; `scale`, `translate` and `colour` are the ranges of random affine and colour jitter
-    (0 turns each off). `compile` trains through `torch.compile` (off until measured to pay).
+    resumable state saved; `keep_checkpoints` also keeps the weights of every evaluated epoch.
+    `flip` mirrors frames; `scale`, `translate` and `colour` are the ranges of random affine and
+    colour jitter (0 turns each off). `compile` trains through `torch.compile` of the whole
+    loss step with a fused optimizer (`auto`: on CUDA, where it dispatches a fraction of the
+    eager step's operators, bench/step_ops.py; eager on the CPU).
 
     Darknet's rules, which its COCO weights were trained under: the learning rate burns in as
     lr * (step / `warmup_steps`) ^ `warmup_power` (`cfg`: the cfg's `burn_in`; Darknet's power
@@ -221,12 +222,16 @@ class DetectorTrainParams:
     ignore_iou: float | Literal["cfg"]
     device: Literal["auto", "cpu", "cuda"]
     amp: bool
-    compile: bool
+    compile: bool | Literal["auto"]
 
 
 @dataclass(frozen=True)
 class DetectorEvalParams:
-    """Post-processing and reporting of the detector (stages `evaluate_detector`, `pictures`)."""
+    """Post-processing and reporting of the detector (stages `evaluate_detector`, `pictures`).
+
+    `nms_iou` is the training stages' too: the val AP@0.5 that picks a run's best epoch is
+    scored under it. `conf_threshold` is evaluation's alone.
+    """
 
     conf_threshold: float
     nms_iou: float

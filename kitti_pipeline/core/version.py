@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -13,6 +15,46 @@ def library_hash() -> str:
     """A hash of every module of `kitti_pipeline`: it changes whenever the library code does."""
     digest = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def imported_modules(module: str) -> list[Path]:
+    """The files of `module` and of every `kitti_pipeline` module it imports, transitively
+    (imports inside functions included): the library code a run started from it executes."""
+    found, todo = {}, [module]
+    while todo:
+        name = todo.pop()
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None or name in found:
+            continue
+        path = Path(spec.origin)
+        found[name] = path
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            todo += [n for n in names if n.startswith("kitti_pipeline.") and is_module(n)]
+        todo += [name.rpartition(".")[0]] if "." in name else []  # its package's __init__
+    return sorted(found.values())
+
+
+def is_module(name: str) -> bool:
+    """Whether `name` is a module (not a function or class imported from one)."""
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # its parent is a module, not a package
+        return False
+
+
+def code_hash(module: str) -> str:
+    """A hash of the library code `module` executes (`imported_modules`): an edit elsewhere
+    in the library, to the report say, leaves it as it was."""
+    digest = hashlib.sha256()
+    for path in imported_modules(module):
         digest.update(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes())
     return digest.hexdigest()[:12]
 

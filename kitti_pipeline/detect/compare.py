@@ -28,10 +28,10 @@ from kitti_pipeline.core.bootstrap import (
 )
 from kitti_pipeline.core.params import DETECTOR_RUNS
 from kitti_pipeline.detect.kitti import curve_ap, curve_from_dict, resampled_kitti_ap
+from kitti_pipeline.detect.matching import matches_from_dict
 from kitti_pipeline.detect.metrics import (
     average_precision,
     coco_points_ap,
-    matches_from_dict,
     recall_points_ap,
     resampled_average_precision,
     resampled_coco_ap,
@@ -53,24 +53,14 @@ def checkpoint_values(matches: dict, draws: np.ndarray, conf_threshold: float) -
     AP40 of each level where there are `label_2` files: the figures `evaluate_detector` reports.
     """
     ranked = matches_from_dict(matches["AP50"])
-    truths = int(ranked.truths.sum())
     drawn = resampled_thresholded(ranked, draws, conf_threshold)
-    full = thresholded_scores(ranked.scores, ranked.hits, truths, conf_threshold)
-    out = {name: (value, drawn[name]) for name, value in zip(drawn, full, strict=True)}
-    out["AP50"] = (
-        average_precision(ranked.hits, truths),
-        resampled_average_precision(ranked, draws),
-    )
+    full = thresholded_scores(ranked, conf_threshold)
+    out = {name: (full[name], drawn[name]) for name in drawn}
+    out["AP50"] = (average_precision(ranked), resampled_average_precision(ranked, draws))
     strict = matches_from_dict(matches["AP40_iou70_all_truths"])
-    out["AP40_iou70_all_truths"] = (
-        recall_points_ap(strict.hits, int(strict.truths.sum())),
-        resampled_points_ap(strict, draws),
-    )
+    out["AP40_iou70_all_truths"] = (recall_points_ap(strict), resampled_points_ap(strict, draws))
     coco = matches_from_dict(matches["AP50_95"])
-    out["AP50_95"] = (
-        coco_points_ap(coco.hits, int(coco.truths.sum())),
-        resampled_coco_ap(coco, draws),
-    )
+    out["AP50_95"] = (coco_points_ap(coco), resampled_coco_ap(coco, draws))
     for level, data in (matches["kitti_AP40"] or {}).items():
         curve = curve_from_dict(data)
         out[f"kitti_AP40_{level}"] = (curve_ap(curve), resampled_kitti_ap(curve, draws))

@@ -1,4 +1,4 @@
-"""Frames and boxes for the detector: class filter, letterbox, augmentation, letterboxed sets.
+"""Frames and boxes for the detector: class filter, letterbox, letterboxed sets.
 
 Frames are letterboxed to `img_size`, a square side or `(width, height)`, each a multiple of 32:
 scaled to fit, keeping their aspect, then padded with grey (`detector.letterbox_fill`) on both sides
@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision import tv_tensors
-from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from kitti_pipeline.core.files import read_csv
@@ -94,33 +93,6 @@ def unletterbox(
     out[:, [0, 2]] = ((boxes[:, [0, 2]] - left) / sx).clamp(0, width)
     out[:, [1, 3]] = ((boxes[:, [1, 3]] - top) / sy).clamp(0, height)
     return out
-
-
-def augmentation(
-    flip: bool, scale: float, translate: float, colour: float, fill: int = DARKNET_FILL
-) -> v2.Compose:
-    """Random flip, scale/translate and colour jitter that move boxes with the pixels; what the
-    affine uncovers is filled with the grey `fill`, as the letterbox pads.
-
-    Boxes pushed (almost) out of the frame are removed by `SanitizeBoundingBoxes`, as any
-    detector's augmentation does: the object is no longer in the picture.
-    """
-    steps = []
-    if flip:
-        steps.append(v2.RandomHorizontalFlip())
-    if scale or translate:
-        steps.append(
-            v2.RandomAffine(
-                degrees=0,
-                translate=(translate, translate),
-                scale=(1 - scale, 1 + scale),
-                fill=fill,
-            )
-        )
-    if colour:
-        steps.append(v2.ColorJitter(brightness=colour, contrast=colour, saturation=colour))
-    steps.append(v2.SanitizeBoundingBoxes(min_size=2, labels_getter=lambda inputs: inputs[2]))
-    return v2.Compose(steps)
 
 
 def load_frame(

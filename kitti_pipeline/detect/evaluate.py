@@ -1,6 +1,7 @@
 """A trained run on the test frames: Table 6's figures, its precision-recall curve, pictures.
 
-Detections are mapped back to frame pixels and scored there, first by the study's protocol (YOLO
+Detections are mapped back to frame pixels (those wholly in the letterbox padding left out, as
+`kitti-detect` leaves them out) and scored there, first by the study's protocol (YOLO
 labels, every car counted): precision, recall and F1 at the confidence threshold, AP@0.5
 (all-point), COCO's AP@[.5:.95] and the 40-point AP at IoU 0.7; then, when the frames have native
 `label_2` files, by KITTI's: the devkit's easy / moderate / hard AP|R40 (`detect.kitti`).
@@ -17,7 +18,6 @@ from PIL import Image
 from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
 from kitti_pipeline.core.params import DETECTOR_RUNS, DetectorParams
 from kitti_pipeline.data.labels import KITTI_CLASS_MAP, read_kitti_labels
-from kitti_pipeline.detect.darknet import fuse_batchnorm
 from kitti_pipeline.detect.data import DetectionSet, load_split
 from kitti_pipeline.detect.figures import detection_figure
 from kitti_pipeline.detect.kitti import (
@@ -28,22 +28,18 @@ from kitti_pipeline.detect.kitti import (
     kitti_curve,
     resampled_kitti_ap,
 )
+from kitti_pipeline.detect.matching import RankedMatches, matches_to_dict, rank_matches
 from kitti_pipeline.detect.metrics import (
-    RankedMatches,
     class_summary,
-    coco_matches,
-    detection_summary,
     interpolated_pr,
-    matches_to_dict,
-    rank_matches,
     resampled_average_precision,
     resampled_coco_ap,
     resampled_points_ap,
     resampled_thresholded,
+    summarise,
 )
 from kitti_pipeline.detect.model_files import load_detector
-from kitti_pipeline.detect.predict import detect_frames, predict_detections, read_image
-from kitti_pipeline.detect.yolo import Scale, scales_of
+from kitti_pipeline.detect.predict import detect_frames, in_frame, read_image, score_detections
 
 KITTI_TYPES = {study: kitti for kitti, study in KITTI_CLASS_MAP.items()}
 
@@ -51,16 +47,13 @@ KITTI_TYPES = {study: kitti for kitti, study in KITTI_CLASS_MAP.items()}
 def evaluate_detector(
     model: torch.nn.Module,
     data: DetectionSet,
-    scales: list[Scale],
     conf_threshold: float,
     nms_iou: float,
     class_id: int = 0,
 ) -> dict[str, float]:
-    """Precision, recall, F1 at `conf_threshold` and the APs, for `class_id`, on `data`.
-
-    AP ranks every detection above 0.001, as AP needs the whole precision-recall curve.
-    """
-    detections, _ = predict_detections(model, data, scales, 0.001, nms_iou)
+    """Precision, recall, F1 at `conf_threshold` and the APs, for `class_id`, on `data`, from
+    the detections every checkpoint is scored on (`predict.score_detections`)."""
+    detections, _ = score_detections(model, data, nms_iou)
     return class_summary(detections, data, class_id, conf_threshold)
 
 
@@ -115,14 +108,13 @@ def evaluate_run(
         if name == "last" and info["epoch"] == metrics["best"]["epoch"]:
             metrics["last"], matches["last"] = metrics["best"], matches["best"]  # the same
             continue
-        detections, _ = predict_detections(
-            fuse_batchnorm(model), frames_on_device, scales_of(model), 0.001, det.evaluate.nms_iou
-        )
-        detections = [test.to_frame(i, d) for i, d in enumerate(detections)]
+        detections, _ = score_detections(model, frames_on_device, det.evaluate.nms_iou)
+        detections = [in_frame(test, i, d) for i, d in enumerate(detections)]
         result = {"epoch": info["epoch"]}
         for k, class_name in enumerate(det.classes):
             mine = [d[d[:, 5] == k] for d in detections]
-            summary = detection_summary(mine, truths[k], det.evaluate.conf_threshold)
+            ranked = rank_matches(mine, truths[k])  # one pass: every threshold at once
+            summary = summarise(ranked, conf)
             curves = {}
             if objects is not None and class_name in KITTI_TYPES:
                 iou = 0.7 if class_name == "Car" else 0.5
@@ -133,15 +125,13 @@ def evaluate_run(
                 summary["kitti_AP40"] = {level: curve_ap(c) for level, c in curves.items()}
             result[class_name] = summary
             if k == 0:
-                ranked = rank_matches(mine, truths[k], 0.5)
-                strict = rank_matches(mine, truths[k], 0.7)
-                coco = coco_matches(mine, truths[k])
+                loose, strict, coco = ranked.at(0.5), ranked.at(0.7), ranked.capped()
                 if name == "best":
-                    pr = interpolated_pr(ranked.hits, int(ranked.truths.sum()))
-                summary["ci95"] = run_intervals(ranked, strict, coco, curves, draws, conf)
+                    pr = interpolated_pr(loose)
+                summary["ci95"] = run_intervals(loose, strict, coco, curves, draws, conf)
                 matches[name] = {
                     "epoch": info["epoch"],
-                    "AP50": matches_to_dict(ranked),
+                    "AP50": matches_to_dict(loose),
                     "AP50_95": matches_to_dict(coco),
                     "AP40_iou70_all_truths": matches_to_dict(strict),
                     "kitti_AP40": {level: curve_to_dict(c) for level, c in curves.items()} or None,

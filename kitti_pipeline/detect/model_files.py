@@ -28,12 +28,6 @@ def epoch_checkpoint(epoch: int) -> str:
     return f"epoch_{epoch:04d}.pt"
 
 
-def load_epoch_weights(checkpoints: str | Path, epoch: int) -> dict[str, torch.Tensor]:
-    """The weights of an evaluated epoch, kept in a run's checkpoint folder."""
-    path = Path(checkpoints) / epoch_checkpoint(epoch)
-    return torch.load(path, map_location="cpu", weights_only=True)["model"]
-
-
 def best_row(history: list[dict]) -> dict:
     """The evaluation with the highest val AP@0.5; the earliest of equals."""
     return max(history, key=lambda row: (row["AP50"], -row["epoch"]))

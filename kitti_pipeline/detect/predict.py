@@ -20,7 +20,7 @@ from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.device import autocast, resolve_device
 from kitti_pipeline.core.files import atomic_path, write_csv
 from kitti_pipeline.data.crops import IMAGE_SUFFIXES
-from kitti_pipeline.detect.darknet import Darknet, fuse_batchnorm
+from kitti_pipeline.detect.darknet import Darknet, fuse_batchnorm, model_classes
 from kitti_pipeline.detect.data import DARKNET_FILL, DetectionSet, letterbox
 from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.detect.yolo import Scale, detect, scales_of, yolo_loss
@@ -28,6 +28,9 @@ from kitti_pipeline.detect.yolo import Scale, detect, scales_of, yolo_loss
 # The detector autocasts in bfloat16 on a CPU with native bfloat16 (`core.device`):
 # bench/cpu_autocast.py measured its training step 1.8x to 2.3x faster there.
 CPU_BF16 = True
+# Every detection above this score is ranked when a checkpoint is scored: AP needs the whole
+# precision-recall curve.
+SCORE_FLOOR = 0.001
 
 
 def as_input(images: torch.Tensor) -> torch.Tensor:
@@ -69,6 +72,23 @@ def predict_detections(
     return out, (loss / max(len(data.images), 1) if num_classes is not None else None)
 
 
+def score_detections(
+    model: Darknet, data: DetectionSet, nms_iou: float, with_loss: bool = False
+) -> tuple[list[torch.Tensor], float | None]:
+    """The detections a checkpoint is scored on, val and test alike: BatchNorm folded into the
+    convolutions, in float32, every box above `SCORE_FLOOR` after NMS at `nms_iou`.
+
+    Returns:
+        Per frame (N, 6) in letterboxed pixels, best first, on the CPU; and with `with_loss`
+        the mean loss per frame (else None).
+    """
+    classes = model_classes(model) if with_loss else None
+    fused = fuse_batchnorm(model)
+    return predict_detections(
+        fused, data, scales_of(model), SCORE_FLOOR, nms_iou, num_classes=classes
+    )
+
+
 def detect_frames(
     model: Darknet,
     images: list[torch.Tensor],
@@ -81,8 +101,8 @@ def detect_frames(
     """Detections of each (3, H, W) uint8 image, (N, 6) rows `x1, y1, x2, y2, score, class` in
     its own pixels (clipped to it), best first; `fill` is the letterbox's grey.
 
-    A box that lies wholly in the letterbox padding has no area once clipped to the image and is
-    left out: it is not a detection of anything in the image.
+    A box that lies wholly in the letterbox padding is left out (`in_frame`): it is not a
+    detection of anything in the image.
     """
     boxed = [letterbox(image, torch.zeros(0, 4), img_size, fill) for image in images]
     data = DetectionSet(
@@ -96,11 +116,14 @@ def detect_frames(
     detections, _ = predict_detections(
         fused, data.to(device), scales_of(model), conf_threshold, nms_iou
     )
-    out = []
-    for i, found in enumerate(detections):
-        found = data.to_frame(i, found)
-        out.append(found[(found[:, 2] > found[:, 0]) & (found[:, 3] > found[:, 1])])
-    return out
+    return [in_frame(data, i, found) for i, found in enumerate(detections)]
+
+
+def in_frame(data: DetectionSet, index: int, found: torch.Tensor) -> torch.Tensor:
+    """Detections of frame `index` in its own pixels, clipped to it; a box that lies wholly in
+    the letterbox padding has no area once clipped and is left out."""
+    found = data.to_frame(index, found)
+    return found[(found[:, 2] > found[:, 0]) & (found[:, 3] > found[:, 1])]
 
 
 def read_image(path: str | Path) -> torch.Tensor:

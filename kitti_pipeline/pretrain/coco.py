@@ -149,7 +149,7 @@ def pretrain_detector(
     init_prediction_biases(model)
     model.to(device)
     history, _ = fit_detector(
-        model, data, held_out, train, 0.25, 0.45, seed=seed, description="pretrain detector"
+        model, data, held_out, train, 0.45, seed=seed, description="pretrain detector"
     )
     detections, _ = predict_detections(model, held_out, scales_of(model), 0.001, 0.45)
     ap = {

@@ -296,13 +296,25 @@ def arm_name(group: str, name: str, side: int) -> str:
     return f"{ARCH_NAMES[group.split('-')[side]]} {REGIME_NAMES[name]}"
 
 
-def finding(cell: dict, a: str, b: str) -> str:
-    """What a difference's interval says, in words: which arm is ahead, or that it is unresolved."""
+def finding(cell: dict, a: str, b: str, seeds: list[int]) -> str:
+    """What a difference's interval says, in words: which arm is ahead, or that it is unresolved.
+
+    With one seed the interval covers the test frames only, and a single run can flip: the
+    finding says so.
+    """
+    scope = "" if len(seeds) > 1 else f" on these test frames, seed {seeds[0]} only"
     if cell["low"] > 0:
-        return f"{a} ahead"
+        return f"{a} ahead{scope}"
     if cell["high"] < 0:
-        return f"{b} ahead"
+        return f"{b} ahead{scope}"
     return "not resolved (the interval holds 0)"
+
+
+def interval_noise(seeds: list[int]) -> str:
+    """What the bootstrap draws resample: test frames and seeds, or the test frames only."""
+    if len(seeds) > 1:
+        return "test frames and seeds"
+    return f"test frames only (one seed, {seeds[0]}: the spread between seeds is not in it)"
 
 
 def comparison_table(comparisons: dict) -> str:
@@ -312,7 +324,7 @@ def comparison_table(comparisons: dict) -> str:
         comparisons: The `compare_classifiers` stage's JSON.
     """
     seeds = comparisons["seeds"]
-    noise = "test frames and seeds" if len(seeds) > 1 else f"test frames (seed {seeds[0]})"
+    noise = interval_noise(seeds)
     out = [
         f"### Comparisons: paired differences, 95% intervals over {comparisons['resamples']} "
         f"bootstrap draws of the {comparisons['test_frames']} {noise}",
@@ -328,7 +340,7 @@ def comparison_table(comparisons: dict) -> str:
             out.append(
                 f"| {a} - {b} | {mca['difference']:+.3f} | [{mca['low']:+.3f}, {mca['high']:+.3f}] "
                 f"| {mf1['difference']:+.3f} | [{mf1['low']:+.3f}, {mf1['high']:+.3f}] "
-                f"| {finding(mca, a, b)} |"
+                f"| {finding(mca, a, b, seeds)} |"
             )
     return "\n".join(out) + "\n"
 
@@ -349,7 +361,7 @@ def detector_comparison_table(comparison: dict) -> str:
         comparison: The `compare_detectors` stage's JSON.
     """
     cells, arms, seeds = comparison["transfer-scratch"], comparison["arms"], comparison["seeds"]
-    noise = "test frames and seeds" if len(seeds) > 1 else f"test frames (seed {seeds[0]})"
+    noise = interval_noise(seeds)
     out = [
         f"### Transfer against scratch: best checkpoints, 95% intervals over "
         f"{comparison['resamples']} bootstrap draws of the {comparison['test_frames']} {noise}",
@@ -365,8 +377,9 @@ def detector_comparison_table(comparison: dict) -> str:
             for run in ("transfer", "scratch")
         ]
         cell = cells[key]
+        found = finding(cell, "transfer", "scratch", seeds)
         out.append(
             f"| {label} | {values[0]} | {values[1]} | {cell['difference']:+.3f} "
-            f"[{cell['low']:+.3f}, {cell['high']:+.3f}] | {finding(cell, 'transfer', 'scratch')} |"
+            f"[{cell['low']:+.3f}, {cell['high']:+.3f}] | {found} |"
         )
     return "\n".join(out) + "\n"
