@@ -198,9 +198,12 @@ def summarise(matches: RankedMatches, conf_threshold: float) -> dict[str, float]
     at `SUMMARY_IOUS`. Precision, recall and F1 count detections scoring at least
     `conf_threshold` at IoU 0.5."""
     loose = matches.at(0.5)
+    thresholded = thresholded_scores(loose, conf_threshold)
     return {
-        **thresholded_scores(loose, conf_threshold),
+        "precision": thresholded["precision"],
+        "recall": thresholded["recall"],
         "AP50": average_precision(loose),
+        "F1": thresholded["F1"],
         "AP50_95": coco_points_ap(matches.capped()),
         "AP40_iou70_all_truths": recall_points_ap(matches.at(0.7)),
         "ground_truths": int(matches.truths.sum()),
