@@ -118,16 +118,27 @@ def code_hashes(package_parent, *modules):
 
 
 def test_the_resume_key_holds_the_code_the_run_executes_not_the_whole_library(tmp_path):
-    """An edit to the report leaves both studies' runs resumable; an edit to the YOLO loss
-    keeps the classifier's and sets the detector's aside."""
+    """An edit to the report leaves both studies' runs resumable, and so does a new comment or
+    docstring in the YOLO loss; an edit to its code keeps the classifier's and sets the
+    detector's aside."""
     shutil.copytree(ROOT / "kitti_pipeline", tmp_path / "kitti_pipeline")
     runs = ("kitti_pipeline.detect.run", "kitti_pipeline.classify.train")
     before = code_hashes(tmp_path, *runs)
     with (tmp_path / "kitti_pipeline/report/document.py").open("a") as f:
         f.write("\n# an edit\n")
     assert code_hashes(tmp_path, *runs) == before
-    with (tmp_path / "kitti_pipeline/detect/yolo.py").open("a") as f:
-        f.write("\n# an edit\n")
+    yolo = tmp_path / "kitti_pipeline/detect/yolo.py"
+    text = yolo.read_text()
+    assert '    """The YOLOv3 loss over all scales' in text
+    yolo.write_text(
+        text.replace(
+            '    """The YOLOv3 loss over all', '    # Why it is so.\n    """The loss over all'
+        )
+    )
+    assert code_hashes(tmp_path, *runs) == before  # a comment and a docstring execute nothing
+    yolo.write_text(
+        text.replace("terms = {name: value / batch", "terms = {name: value / (batch + 0)")
+    )
     detector, classifier = code_hashes(tmp_path, *runs)
     assert detector != before[0] and classifier == before[1]
     files = {p.relative_to(ROOT).as_posix() for p in imported_modules("kitti_pipeline.detect.run")}

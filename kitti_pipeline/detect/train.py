@@ -165,13 +165,13 @@ def fit_detector(
     Args:
         model: The detector, on the device of `train` and `val`.
         train, val: Letterboxed frames on that device.
+        cfg: Optimizer, schedule, augmentation and loss settings; `compile` (on CUDA by
+            default) compiles `batch_loss` and fuses the optimizer's update.
         nms_iou: The NMS of the val AP@0.5 that picks the best epoch.
         resume: A state from `on_eval` to continue from, or None.
         on_eval: Called after each evaluation with the state to resume from: epoch, step,
             weights, optimizer, history and the best epoch's weights.
         description: Label of the progress bar.
-        cfg: Optimizer, schedule, augmentation and loss settings; `compile` (on CUDA by
-            default) compiles `batch_loss` and fuses the optimizer's update.
         world: The data-parallel processes (`kitti_pipeline.core.distributed`). BatchNorm then
             takes global-batch statistics (`sync_batchnorm`), and only rank 0 evaluates and
             shows progress.
