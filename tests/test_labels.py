@@ -10,6 +10,8 @@ from kitti_pipeline.data.labels import (
     read_kitti_labels,
     read_yolo_labels,
     read_yolo_labels_lenient,
+    same_kitti_type,
+    study_class,
 )
 
 CLASSES = ("Car", "Person", "Cyclist")
@@ -86,7 +88,7 @@ def test_kitti_fixture_parses(tmp_path):
 
 def test_kitti_to_yolo_by_hand(tmp_path):
     objects = read_kitti_labels(write(tmp_path, "000001.txt", KITTI_FIXTURE))
-    lines, ignored = kitti_to_yolo(objects, 1242, 375, CLASSES, KITTI_CLASS_MAP)
+    lines, ignored, clipped = kitti_to_yolo(objects, 1242, 375, CLASSES, KITTI_CLASS_MAP)
     # Car: cx = (587.01 + 614.12) / 2 / 1242 = 0.483547,
     #      cy = (173.33 + 200.12) / 2 / 375 = 0.497933,
     #      w = 27.11 / 1242 = 0.021828, h = 26.79 / 375 = 0.071440
@@ -98,6 +100,21 @@ def test_kitti_to_yolo_by_hand(tmp_path):
         "1 0.344742 0.530267 0.008052 0.134293",
         "2 0.983092 0.533333 0.033816 0.266667",
     ]
+    assert ignored == Counter({"Van": 1, "DontCare": 1})
+    assert clipped == 1  # the Cyclist, and only it, reached past the frame
+
+
+def test_kitti_types_compare_case_blind_as_the_devkit_does(tmp_path):
+    """The devkit matches types with strcasecmp: `car`, `CAR` and `Car` are one type, and a
+    lower-case `dontcare` region is a DontCare region."""
+    assert same_kitti_type("car", "Car") and same_kitti_type("DONTCARE", "DontCare")
+    assert not same_kitti_type("Van", "Car")
+    assert study_class("pedestrian", KITTI_CLASS_MAP) == "Person"
+    assert study_class("Person_sitting", KITTI_CLASS_MAP) is None
+    text = KITTI_FIXTURE.replace("Car ", "car ", 1).replace("Pedestrian ", "PEDESTRIAN ", 1)
+    objects = read_kitti_labels(write(tmp_path, "000002.txt", text))
+    lines, ignored, _ = kitti_to_yolo(objects, 1242, 375, CLASSES, KITTI_CLASS_MAP)
+    assert [line.split()[0] for line in lines] == ["0", "1", "2"]  # Car, Person, Cyclist
     assert ignored == Counter({"Van": 1, "DontCare": 1})
 
 

@@ -44,7 +44,7 @@ def test_kitti_labels_convert_to_the_same_yolo_labels():
         format_yolo_line(CLASSES.index(o.class_name), *normalise(o.visible_box, 1242, 375))
         for o in objects
     ]
-    via_kitti, ignored = kitti_to_yolo(
+    via_kitti, ignored, _ = kitti_to_yolo(
         [o.to_kitti() for o in objects], 1242, 375, CLASSES, KITTI_CLASS_MAP
     )
     assert via_kitti == yolo and not ignored

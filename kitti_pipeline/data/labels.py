@@ -23,6 +23,18 @@ from kitti_pipeline.data.boxes import Box, clip, normalise
 KITTI_CLASS_MAP = {"Car": "Car", "Pedestrian": "Person", "Cyclist": "Cyclist"}
 
 
+def same_kitti_type(a: str, b: str) -> bool:
+    """Whether two KITTI type names are one type: the devkit compares them case-blind
+    (`strcasecmp`), so `car`, `Car` and `CAR` are all a Car. The one rule every stage uses."""
+    return a.lower() == b.lower()
+
+
+def study_class(kitti_type: str, class_map: dict[str, str]) -> str | None:
+    """The study class a KITTI type maps to under `class_map` (types compared case-blind), or
+    None for an ignored type."""
+    return next((c for t, c in class_map.items() if same_kitti_type(t, kitti_type)), None)
+
+
 class LabelError(ValueError):
     """A label file that cannot be used, with the file and line to fix."""
 
@@ -226,7 +238,7 @@ def kitti_to_yolo(
     classes: tuple[str, ...],
     class_map: dict[str, str],
     source: str | Path = "<label_2>",
-) -> tuple[list[str], Counter]:
+) -> tuple[list[str], Counter, int]:
     """Convert KITTI objects of one frame to YOLO lines.
 
     Args:
@@ -237,14 +249,15 @@ def kitti_to_yolo(
         source: The label file, for error messages.
 
     Returns:
-        The YOLO lines, and how many objects of each KITTI type were ignored.
+        The YOLO lines, how many objects of each KITTI type were ignored (as the file spells
+        it), and how many kept boxes reached past the frame and were clipped to it.
 
     Raises:
         LabelError: for a kept object whose box is empty inside the frame.
     """
-    lines, ignored = [], Counter()
+    lines, ignored, clipped = [], Counter(), Counter()
     for obj in objects:
-        name = class_map.get(obj.type)
+        name = study_class(obj.type, class_map)
         if name is None:
             ignored[obj.type] += 1
             continue
@@ -257,5 +270,6 @@ def kitti_to_yolo(
             raise LabelError(
                 source, obj.line, f"zero-size box {obj.box} in a {width}x{height} frame"
             )
+        clipped[box != tuple(obj.box)] += 1
         lines.append(format_yolo_line(classes.index(name), *normalise(box, width, height)))
-    return lines, ignored
+    return lines, ignored, clipped[True]

@@ -100,7 +100,7 @@ def main(argv=None):
 
     available = kitti_frames(args.training)
     chosen = select_frames(list(available), args.frames, args.seed)
-    ignored, written, skipped = Counter(), [], []
+    ignored, written, skipped, clipped = Counter(), [], [], 0
     with atomic_dir(args.out) as out:
         for sub in ("images", "labels", "label_2"):
             (out / sub).mkdir()
@@ -110,7 +110,7 @@ def main(argv=None):
             try:
                 width, height = image_size(image)
                 objects = read_kitti_labels(label)
-                lines, types = kitti_to_yolo(
+                lines, types, cut = kitti_to_yolo(
                     objects, width, height, CLASSES, KITTI_CLASS_MAP, source=label
                 )
             except (DatasetError, LabelError) as err:
@@ -119,6 +119,7 @@ def main(argv=None):
                 skipped.append({"frame": stem, "problem": str(err)})
                 continue
             ignored.update(types)
+            clipped += cut
             written.append(stem)
             shutil.copyfile(image, out / "images" / image.name)
             shutil.copyfile(label, out / "label_2" / label.name)
@@ -131,12 +132,14 @@ def main(argv=None):
                 "frames": written,
                 "class_map": KITTI_CLASS_MAP,
                 "ignored": dict(sorted(ignored.items())),
+                "clipped_to_the_frame": clipped,
                 "skipped": skipped,
             },
         )
     print(
         f"kitti-subset: {len(written)} frames written to {args.out}; "
-        f"ignored objects: {dict(sorted(ignored.items())) or 'none'}"
+        f"ignored objects: {dict(sorted(ignored.items())) or 'none'}; "
+        f"{clipped} kept boxes clipped to their frame"
     )
     if skipped:
         print(

@@ -22,7 +22,12 @@ from torchvision.transforms.v2 import functional as TF
 
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.data.boxes import clip, denormalise
-from kitti_pipeline.data.labels import read_classes, read_kitti_labels, read_yolo_labels
+from kitti_pipeline.data.labels import (
+    read_classes,
+    read_kitti_labels,
+    read_yolo_labels,
+    same_kitti_type,
+)
 from kitti_pipeline.data.splits import frames_by_split
 
 # Darknet's `letterbox_image` fills with 0.5 on its [0, 1] scale: 127.5, whose nearest uint8 grey
@@ -183,7 +188,8 @@ def load_detection_set(
         )
         native = frames / "label_2" / f"{stem}.txt"
         if native.exists():
-            regions = [o.box for o in read_kitti_labels(native) if o.type == "DontCare"]
+            objects = read_kitti_labels(native)
+            regions = [o.box for o in objects if same_kitti_type(o.type, "DontCare")]
             boxes = torch.cat([boxes, torch.tensor(regions, dtype=torch.float32).reshape(-1, 4)])
             classes = torch.cat([classes, torch.full((len(regions),), DONT_CARE)])
             dont_care |= bool(regions)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kitti_pipeline.data.labels import KittiObject
+from kitti_pipeline.data.labels import KittiObject, same_kitti_type
 
 KITTI_LEVELS = {"easy": (40.0, 0, 0.15), "moderate": (25.0, 1, 0.30), "hard": (25.0, 2, 0.50)}
 KITTI_NEIGHBOURS = {"Car": "Van", "Pedestrian": "Person_sitting"}
@@ -62,10 +62,14 @@ def clean_frame(
 ) -> KittiFrame:
     """A frame's detections (N, 5+: x1, y1, x2, y2, score, ...) and `label_2` objects, cleaned."""
     min_height, max_occluded, max_truncated = KITTI_LEVELS[level]
-    neighbour = KITTI_NEIGHBOURS.get(kitti_type, "").lower()
-    kept = [o for o in objects if o.type.lower() in (kitti_type.lower(), neighbour)]
+    neighbour = KITTI_NEIGHBOURS.get(kitti_type, "")
+    kept = [
+        o
+        for o in objects
+        if same_kitti_type(o.type, kitti_type) or (neighbour and same_kitti_type(o.type, neighbour))
+    ]
     counted = [
-        o.type.lower() == kitti_type.lower()
+        same_kitti_type(o.type, kitti_type)
         and o.occluded <= max_occluded
         and o.truncated <= max_truncated
         and o.box[3] - o.box[1] > min_height
@@ -75,7 +79,7 @@ def clean_frame(
     dets = dets.reshape(-1, dets.shape[-1]) if dets.size else np.zeros((0, 5))
     boxes = dets[:, :4]
     truths = np.array([o.box for o in kept], dtype=float).reshape(-1, 4)
-    dont_care = [o.box for o in objects if o.type.lower() == "dontcare"]
+    dont_care = [o.box for o in objects if same_kitti_type(o.type, "DontCare")]
     return KittiFrame(
         scores=dets[:, 4],
         short=np.abs(boxes[:, 3] - boxes[:, 1]) < min_height,
