@@ -149,8 +149,17 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
 
     run("git", "add", "-A")
     run("git", "commit", "-qm", "baseline")
-    experiment = run(dvc_bin, "exp", "run", "-S", "classifier.train.lr=0.001")
-    ran = set(re.findall(r"Running stage '([^@']+)", experiment))
+
+    def back_to_the_baseline():
+        run("git", "reset", "-q", "--hard")
+        run(dvc_bin, "checkout", "--force")
+
+    def experiment(knob: str) -> tuple[str, set[str]]:
+        """`dvc exp run -S knob`: what it printed, and the stages it ran (matrix items as one)."""
+        printed = run(dvc_bin, "exp", "run", "-S", knob)
+        return printed, set(re.findall(r"Running stage '([^@']+)", printed))
+
+    _, ran = experiment("classifier.train.lr=0.001")
     assert ran == {
         "train_classifier_scratch",
         "train_classifier",
@@ -174,10 +183,8 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
         "profile `ci with classifier.train.lr changed`" in (repo / "reports/REPORT.md").read_text()
     )
 
-    run("git", "reset", "-q", "--hard")  # back to the baseline, then a detector knob
-    run(dvc_bin, "checkout", "--force")
-    experiment = run(dvc_bin, "exp", "run", "-S", "detector.train.lr=0.002")
-    ran = set(re.findall(r"Running stage '([^@']+)", experiment))
+    back_to_the_baseline()  # then a detector knob
+    _, ran = experiment("detector.train.lr=0.002")
     assert ran == {
         "train_detector_scratch",
         "train_detector_transfer",
@@ -194,13 +201,11 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
 
     # A reporting threshold is evaluation's alone: no run trains again, and what the threshold
     # does not touch (the epochs, the APs, the val history) stays as it was.
-    run("git", "reset", "-q", "--hard")
-    run(dvc_bin, "checkout", "--force")
+    back_to_the_baseline()
     trained = ("plots/detector/history/transfer-s0.csv", "models/detector/scratch-s0.json")
     kept = {path: (repo / path).read_bytes() for path in trained}
     scored = json.loads((repo / "metrics/detector/transfer-s0.json").read_text())
-    experiment = run(dvc_bin, "exp", "run", "-S", "detector.evaluate.conf_threshold=0.3")
-    ran = set(re.findall(r"Running stage '([^@']+)", experiment))
+    _, ran = experiment("detector.evaluate.conf_threshold=0.3")
     assert ran == {
         "evaluate_detector",
         "compare_detectors",
@@ -224,16 +229,13 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
         ),
         ("detector.init.seed=1", {"init_detector", "train_detector_transfer"}),
     ):
-        run("git", "reset", "-q", "--hard")
-        run(dvc_bin, "checkout", "--force")
-        experiment = run(dvc_bin, "exp", "run", "-S", knob)
-        ran = set(re.findall(r"Running stage '([^@']+)", experiment))
+        back_to_the_baseline()
+        printed, ran = experiment(knob)
         assert expected <= ran and not any("scratch" in name for name in ran), (knob, ran)
-        assert "scratch" not in "".join(re.findall(r"Running stage '([^']+)'", experiment))
+        assert "scratch" not in "".join(re.findall(r"Running stage '([^']+)'", printed))
 
     # A local-directory remote: push the baseline's outputs, pull them into a fresh clone.
-    run("git", "reset", "-q", "--hard")
-    run(dvc_bin, "checkout", "--force")
+    back_to_the_baseline()
     run(dvc_bin, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
     run("git", "commit", "-qam", "a DVC remote")
     run(dvc_bin, "push")
