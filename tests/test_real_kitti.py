@@ -1,8 +1,10 @@
-"""Two real KITTI frames (tests/data/kitti_sample) through kitti-subset, crop and kitti-detect.
+"""Three real KITTI frames (tests/data/kitti_sample) through kitti-subset, crop and kitti-detect.
 
 Expected values are worked out here from the `label_2` lines: YOLO `cx = (x1 + x2) / 2 / W`,
 `cy = (y1 + y2) / 2 / H`, `w = (x2 - x1) / W`, `h = (y2 - y1) / H`, and crops back at the KITTI
-pixel boxes. Frame 000000 is 1224x370, not KITTI's usual 1242x375, and both PNGs are palette-mode.
+pixel boxes. Frame 000000 is 1224x370, not KITTI's usual 1242x375; all three PNGs are RGB, as
+KITTI ships them. Frame 000021 holds a Cyclist cut by the frame's right edge, a Van and two
+DontCare regions.
 """
 
 import csv
@@ -12,18 +14,19 @@ import pytest
 import torch
 from PIL import Image
 
+from kitti_pipeline.data.labels import ignored_kitti_types
 from kitti_pipeline.data.subset import main as kitti_subset
 from kitti_pipeline.detect.darknet import build_darknet, init_prediction_biases
-from kitti_pipeline.detect.data import DONT_CARE, load_detection_set
+from kitti_pipeline.detect.data import DONT_CARE, load_detection_set, load_split
 from kitti_pipeline.detect.model_files import save_detector
 from kitti_pipeline.detect.predict import main as kitti_detect
 
 from .conftest import ROOT
 
 SAMPLE = ROOT / "tests" / "data" / "kitti_sample" / "training"
-SIZES = {"000000": (1224, 370), "000007": (1242, 375)}
+SIZES = {"000000": (1224, 370), "000007": (1242, 375), "000021": (1242, 375)}
 # label_2 boxes (x1, y1, x2, y2) of the classes the study keeps, in file order, with class ids
-# 0 Car, 1 Person (KITTI's Pedestrian), 2 Cyclist; DontCare is left out and counted.
+# 0 Car, 1 Person (KITTI's Pedestrian), 2 Cyclist; Van and DontCare are left out and counted.
 OBJECTS = {
     "000000": [(1, (712.40, 143.00, 810.73, 307.92))],
     "000007": [
@@ -32,14 +35,29 @@ OBJECTS = {
         (0, (542.05, 175.55, 565.27, 193.79)),
         (2, (330.60, 176.09, 355.61, 213.60)),
     ],
+    "000021": [
+        (2, (1056.16, 190.50, 1241.00, 374.00)),
+        (0, (359.43, 179.30, 516.30, 270.97)),
+        (0, (444.13, 163.92, 559.20, 247.04)),
+        (0, (724.49, 171.09, 790.50, 215.13)),
+        (0, (534.25, 166.20, 596.08, 216.76)),
+        (0, (709.81, 162.43, 765.70, 205.68)),
+        (0, (562.02, 166.42, 605.57, 206.89)),
+    ],
 }
 
 DONT_CARE_BOXES = [(753.33, 164.32, 798.00, 186.74), (738.50, 171.32, 753.27, 184.42)]  # 000007
+# 000021's Van, then its two DontCare regions, in file order.
+VAN_AND_DONT_CARE_BOXES = [
+    (870.59, 115.22, 1101.06, 213.85),
+    (657.43, 162.95, 685.32, 179.78),
+    (600.19, 163.56, 633.57, 188.60),
+]
 
 
 @pytest.fixture
 def subset(tmp_path):
-    kitti_subset(["--training", str(SAMPLE), "--out", str(tmp_path / "subset"), "--frames", "2"])
+    kitti_subset(["--training", str(SAMPLE), "--out", str(tmp_path / "subset"), "--frames", "3"])
     return tmp_path / "subset"
 
 
@@ -55,7 +73,8 @@ def test_kitti_subset_writes_the_study_labels(subset):
             expected += ((x2 - x1) / width, (y2 - y1) / height)
             assert [float(v) for v in fields[1:]] == pytest.approx(expected, abs=5e-7)
     info = json.loads((subset / "subset.json").read_text())
-    assert info["frames"] == ["000000", "000007"] and info["ignored"] == {"DontCare": 2}
+    assert info["frames"] == ["000000", "000007", "000021"]
+    assert info["ignored"] == {"DontCare": 4, "Van": 1} and info["clipped_to_the_frame"] == 0
     assert (subset / "classes.txt").read_text() == "Car\nPerson\nCyclist\n"
 
 
@@ -64,7 +83,7 @@ def test_crops_land_on_the_kitti_boxes(subset, stage, params_file, tmp_path):
     with open(tmp_path / "crops" / "manifest.csv") as f:
         rows = list(csv.DictReader(f))
     expected = [(s, k, box) for s, objects in OBJECTS.items() for k, box in objects]
-    assert len(rows) == len(expected) == 5
+    assert len(rows) == len(expected) == 12
     for row, (stem, class_id, box) in zip(rows, expected, strict=True):
         assert (row["frame"], int(row["class_id"])) == (stem, class_id)
         got = [float(row[k]) for k in ("x1", "y1", "x2", "y2")]
@@ -93,10 +112,19 @@ def test_kitti_detect_on_real_frames(subset, tmp_path):
             "0.05",
         ]
     )
-    assert sorted(p.name for p in out.iterdir()) == ["000000.png", "000007.png", "detections.csv"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "000000.png",
+        "000007.png",
+        "000021.png",
+        "detections.csv",
+    ]
     with open(out / "detections.csv") as f:
         rows = list(csv.DictReader(f))
-    assert {r["image"].rsplit("/", 1)[-1] for r in rows} == {"000000.png", "000007.png"}
+    assert {r["image"].rsplit("/", 1)[-1] for r in rows} <= {
+        "000000.png",
+        "000007.png",
+        "000021.png",
+    }
     for row in rows:
         width, height = SIZES[row["image"].rsplit("/", 1)[-1][:-4]]
         x1, y1, x2, y2 = (float(row[k]) for k in ("x1", "y1", "x2", "y2"))
@@ -122,3 +150,35 @@ def test_dont_care_regions_join_the_detector_targets_letterboxed(subset):
     cars = data.targets[1][data.targets[1][:, 0] == 0]
     assert len(cars) == 3  # the cars are still the only objects
     assert data.dont_care and data.select(slice(0, 1)).dont_care
+
+
+def test_the_devkit_ignores_the_neighbouring_type_of_each_class():
+    """evaluate_object.cpp's cleanData: for Car a Van is neighbouring, for Pedestrian a
+    Person_sitting; Cyclist has none. DontCare is ignored for every class."""
+    assert ignored_kitti_types(("Car",)) == ("DontCare", "Van")
+    assert ignored_kitti_types(("Person",)) == ("DontCare", "Person_sitting")
+    assert ignored_kitti_types(("Cyclist",)) == ("DontCare",)
+    assert ignored_kitti_types(("Car", "Person")) == ("DontCare", "Van", "Person_sitting")
+
+
+def test_a_van_is_an_ignored_region_for_a_car_detector(subset, tmp_path):
+    """Frame 000021's Van joins the car detector's targets as a region, as its DontCare
+    regions do: 1242 x 375 in a 416 square is 416 x 126 (scale 416 / 1242 across, 126 / 375
+    down) sitting (416 - 126) // 2 = 145 rows down. Its six cars stay the only objects; its
+    Cyclist is no car. The split puts every frame in test."""
+    with open(tmp_path / "split.csv", "w") as f:
+        f.write("crop,class,class_id,frame,line,x1,y1,x2,y2,split\n")
+        for stem in SIZES:
+            f.write(f"images/{stem}_001.png,Car,0,{stem},1,0,0,1,1,test\n")
+    data = load_split(subset, tmp_path / "split.csv", "test", ("Car",), 416)
+    target = data.targets[data.stems.index("000021")]
+    scale, top = 126 / 375, 145
+    expected = [
+        v
+        for x1, y1, x2, y2 in VAN_AND_DONT_CARE_BOXES
+        for v in (x1 * 416 / 1242, y1 * scale + top, x2 * 416 / 1242, y2 * scale + top)
+    ]
+    assert target[target[:, 0] == DONT_CARE, 1:].flatten().tolist() == pytest.approx(
+        expected, abs=1e-3
+    )
+    assert int((target[:, 0] == 0).sum()) == 6 and len(target) == 9

@@ -57,7 +57,7 @@ def write_darknet_file(path, seed=0):
 
 
 def write_kitti_training(root, frames):
-    """A KITTI `training/` folder: `frames` generated 1242x375 frames and the two real ones."""
+    """A KITTI `training/` folder: `frames` generated 1242x375 frames and the three real ones."""
     (root / "image_2").mkdir(parents=True)
     (root / "label_2").mkdir()
     cfg = load_params(ROOT / "params.yaml")
@@ -90,7 +90,7 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
             save_torch(state, path)
             imagenet[arch] = (state, hashlib.sha256(path.read_bytes()).hexdigest())
 
-        write_kitti_training(tmp_path / "training", 14)
+        write_kitti_training(tmp_path / "training", 13)
         subset = ("--training", tmp_path / "training", "--out", repo / "data/kitti_subset")
         run(os.path.join(bin_dir, "kitti-subset"), *map(str, subset), "--frames", "16")
         run(os.path.join(bin_dir, "kitti-profile"), "study")

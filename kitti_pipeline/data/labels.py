@@ -21,6 +21,9 @@ from kitti_pipeline.data.boxes import Box, clip, normalise
 # KITTI type -> study class. Every other type (Van, Truck, Person_sitting, Tram, Misc, DontCare) is
 # ignored and counted, as in the study, which keeps only these three.
 KITTI_CLASS_MAP = {"Car": "Car", "Pedestrian": "Person", "Cyclist": "Cyclist"}
+# The devkit's neighbouring types: its Car evaluation neither counts a van nor punishes a car
+# detected on one, its Pedestrian evaluation likewise a sitting person.
+KITTI_NEIGHBOURS = {"Car": "Van", "Pedestrian": "Person_sitting"}
 
 
 def same_kitti_type(a: str, b: str) -> bool:
@@ -33,6 +36,19 @@ def study_class(kitti_type: str, class_map: dict[str, str]) -> str | None:
     """The study class a KITTI type maps to under `class_map` (types compared case-blind), or
     None for an ignored type."""
     return next((c for t, c in class_map.items() if same_kitti_type(t, kitti_type)), None)
+
+
+def ignored_kitti_types(
+    study_classes: tuple[str, ...], class_map: dict[str, str] = KITTI_CLASS_MAP
+) -> tuple[str, ...]:
+    """The `label_2` types a detector of `study_classes` is neither taught nor punished on, as
+    the devkit's evaluation ignores them: `DontCare` regions and each class's neighbouring type
+    (a van for a car: a car detector that fires on one is not wrong by KITTI's rule).
+
+    Example: `("Car",)` gives `("DontCare", "Van")`; `("Cyclist",)` only `("DontCare",)`.
+    """
+    kitti_types = [t for t, c in class_map.items() if c in study_classes]
+    return ("DontCare", *(KITTI_NEIGHBOURS[t] for t in kitti_types if t in KITTI_NEIGHBOURS))
 
 
 class LabelError(ValueError):

@@ -23,6 +23,7 @@ from torchvision.transforms.v2 import functional as TF
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.data.boxes import clip, denormalise
 from kitti_pipeline.data.labels import (
+    ignored_kitti_types,
     read_classes,
     read_kitti_labels,
     read_yolo_labels,
@@ -33,9 +34,10 @@ from kitti_pipeline.data.splits import frames_by_split
 # Darknet's `letterbox_image` fills with 0.5 on its [0, 1] scale: 127.5, whose nearest uint8 grey
 # is 128 (0.502 once the network's input is divided by 255).
 DARKNET_FILL = 128
-# The class id of a target row that is a `DontCare` region of a `label_2` file, not an object:
-# it travels with the frame's boxes through letterbox, flips and jitter, and the loss does not
-# punish predictions inside it (`detect.yolo.yolo_loss`).
+# The class id of a target row that is an ignored region of a `label_2` file, not an object: a
+# `DontCare` region, or an object of a type the devkit ignores for the classes learnt (a van for a
+# car: `data.labels.ignored_kitti_types`). It travels with the frame's boxes through letterbox,
+# flips and jitter, and the loss does not punish predictions inside it (`detect.yolo.yolo_loss`).
 DONT_CARE = -1
 
 
@@ -172,12 +174,13 @@ def load_detection_set(
     keep: tuple[int, ...],
     img_size: int | tuple[int, int],
     fill: int = DARKNET_FILL,
+    ignore_types: tuple[str, ...] = ("DontCare",),
 ) -> DetectionSet:
     """Letterbox the frames `stems` of a frames folder, keeping the classes `keep`; `fill` is
     the padding's grey.
 
-    Where the folder has KITTI `label_2` files, each frame's `DontCare` regions join its
-    targets as rows of class `DONT_CARE`.
+    Where the folder has KITTI `label_2` files, each frame's objects of the `ignore_types`
+    (compared case-blind) join its targets as regions of class `DONT_CARE`.
     """
     frames = Path(frames)
     images, targets, letterboxes, sizes, dont_care = [], [], [], [], False
@@ -189,7 +192,9 @@ def load_detection_set(
         native = frames / "label_2" / f"{stem}.txt"
         if native.exists():
             objects = read_kitti_labels(native)
-            regions = [o.box for o in objects if same_kitti_type(o.type, "DontCare")]
+            regions = [
+                o.box for o in objects if any(same_kitti_type(o.type, t) for t in ignore_types)
+            ]
             boxes = torch.cat([boxes, torch.tensor(regions, dtype=torch.float32).reshape(-1, 4)])
             classes = torch.cat([classes, torch.full((len(regions),), DONT_CARE)])
             dont_care |= bool(regions)
@@ -213,7 +218,8 @@ def load_split(
     fill: int = DARKNET_FILL,
 ) -> DetectionSet:
     """The frames of one split, letterboxed (padded with the grey `fill`), keeping `classes`
-    (numbered 0.. in that order).
+    (numbered 0.. in that order), with the `label_2` types the devkit ignores for them as
+    regions (`data.labels.ignored_kitti_types`).
 
     Args:
         frames: A frames folder (`images/`, `labels/`, `classes.txt`).
@@ -233,4 +239,6 @@ def load_split(
     stems = sorted(p.stem for p in (frames / "images").iterdir())
     chosen = frames_by_split(read_csv(split_path), stems)[split]
     keep = tuple(names.index(name) for name in classes)
-    return load_detection_set(frames, chosen, len(names), keep, img_size, fill)
+    return load_detection_set(
+        frames, chosen, len(names), keep, img_size, fill, ignored_kitti_types(classes)
+    )

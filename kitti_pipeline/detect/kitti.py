@@ -39,10 +39,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from kitti_pipeline.data.labels import KittiObject, same_kitti_type
+from kitti_pipeline.data.labels import KITTI_NEIGHBOURS, KittiObject, same_kitti_type
 
 KITTI_LEVELS = {"easy": (40.0, 0, 0.15), "moderate": (25.0, 1, 0.30), "hard": (25.0, 2, 0.50)}
-KITTI_NEIGHBOURS = {"Car": "Van", "Pedestrian": "Person_sitting"}
 SAMPLE_POINTS = 41
 
 

@@ -18,8 +18,9 @@ Loss terms, as in the YOLOv3 paper, summed over the batch and divided by the bat
            box overlaps some ground truth by more than `ignore_iou` (by default each scale's
            own, the cfg's `ignore_thresh`): they are not punished
            for finding an object that another anchor answers for; nor are those lying more than
-           `ignore_iou` of their area inside a `DontCare` region (target rows of class -1, from
-           KITTI's `label_2` files), whose objects nobody labelled;
+           `ignore_iou` of their area inside an ignored region (target rows of class -1, from
+           KITTI's `label_2` files): a `DontCare` region, whose objects nobody labelled, or an
+           object the devkit ignores for the classes learnt (a van, for cars);
     cls    binary cross-entropy of each class logit against the one-hot class, assigned anchors.
 
 With `small_box_scale`, as Darknet's `delta_yolo_box` scales its deltas, each ground truth's
@@ -161,12 +162,12 @@ def yolo_loss(
         raws: One raw map per scale, (B, A*(5+C), H, W).
         scales: The anchors and stride of each map.
         targets: Per image, (N, 5) rows `class, x1, y1, x2, y2` in input pixels; a row of class
-            -1 is a `DontCare` region, not an object.
+            -1 is an ignored region (`DontCare`, or a van for cars), not an object.
         num_classes: C.
         ignore_iou: Predictions overlapping a ground truth more than this get no noobj loss;
             None: each scale's `ignore_iou`.
         box_loss: `mse` (the paper's squared error) or `giou`.
-        dont_care: Whether `targets` may hold DontCare rows whose predictions to spare (a set
+        dont_care: Whether `targets` may hold ignored regions whose predictions to spare (a set
             with `label_2` files: `DetectionSet.dont_care`). Known on the host, it saves the
             region test, as costly as the ground-truth one, where there are none; rows of
             class -1 never count as objects either way.
@@ -179,7 +180,7 @@ def yolo_loss(
         raise ValueError(f"Invalid box_loss {box_loss!r}: expected 'mse' or 'giou'")
     batch, device = raws[0].shape[0], raws[0].device
     padded, rows = pad_targets(targets, device)  # (B, N, 5), (B, N)
-    regions = rows & (padded[..., 0] < 0)  # DontCare regions, not objects
+    regions = rows & (padded[..., 0] < 0)  # ignored regions, not objects
     real = rows & ~regions
     gt = torch.where(regions[..., None], torch.tensor(PADDING_ROW, device=device), padded)
     n = gt.shape[1]
