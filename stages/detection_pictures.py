@@ -18,7 +18,7 @@ def main(argv=None):
         __doc__,
         argv,
         frames="frames folder",
-        split="split CSV",
+        split="the frame split CSV",
         models="folder holding <run>-s<seed>/best.pt",
         out="folder of PNGs to write",
     )

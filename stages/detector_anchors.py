@@ -16,7 +16,7 @@ def main(argv=None):
         __doc__,
         argv,
         frames="frames folder (images/, labels/)",
-        split="the crop split CSV",
+        split="the frame split CSV",
         out="the cfg to train from",
         metrics="JSON: both anchor sets and their fit",
     )

@@ -18,7 +18,7 @@ def main(argv=None):
         __doc__,
         argv,
         frames="frames folder (images/, labels/, label_2/)",
-        split="split CSV",
+        split="the frame split CSV",
         model="folder with best.pt and last.pt",
         metrics="metrics JSON to write",
         pr="CSV of the best epoch's PR curve",

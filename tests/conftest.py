@@ -67,10 +67,15 @@ def stage():
 
 
 def run_data_stages(stage, params, out):
-    """The data stages into `out`: frames/, crops/, split.csv, dataset.json and crops.png."""
+    """The data stages into `out`: frames/, crops/, split.csv, frame_split.csv, dataset.json
+    and crops.png."""
     stage("synthesize", "--params", params, "--out", out / "frames")
     stage("crop", "--params", params, "--frames", out / "frames", "--out", out / "crops")
-    stage("split", "--params", params, "--crops", out / "crops", "--out", out / "split.csv")
+    stage(
+        "split",
+        *("--params", params, "--crops", out / "crops", "--frames", out / "frames"),
+        *("--out", out / "split.csv", "--frame-split", out / "frame_split.csv"),
+    )
     stage(
         "dataset_report",
         "--params",

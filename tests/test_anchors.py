@@ -72,7 +72,7 @@ def test_the_command_fits_the_training_boxes_better_than_cocos_anchors(
 ):
     run_data_stages(stage, params_file, tmp_path)
     out = tmp_path / "kitti.cfg"
-    args = ["--frames", tmp_path / "frames", "--split", tmp_path / "split.csv", "--out", out]
+    args = ["--frames", tmp_path / "frames", "--split", tmp_path / "frame_split.csv", "--out", out]
     main([str(a) for a in [*args, "--params", params_file]])
     report = json.loads(out.with_suffix(".json").read_text())
     assert report["boxes"] > 20 and len(report["dataset_anchors"]["anchors"]) == 6
@@ -93,7 +93,7 @@ def test_the_stage_writes_the_cfg_to_train_with_the_chosen_anchors(
     raw["detector"]["anchors"] = choice
     params = tmp_path / "anchors.yaml"
     params.write_text(yaml.safe_dump(raw))
-    frames = ("--frames", tmp_path / "frames", "--split", tmp_path / "split.csv")
+    frames = ("--frames", tmp_path / "frames", "--split", tmp_path / "frame_split.csv")
     out, metrics = tmp_path / "detector.cfg", tmp_path / "anchors.json"
     stage("detector_anchors", "--params", params, *frames, "--out", out, "--metrics", metrics)
     report = json.loads(metrics.read_text())

@@ -57,7 +57,7 @@ def train(stage, params, out, run, seed=0):
         "--frames",
         out / "frames",
         "--split",
-        out / "split.csv",
+        out / "frame_split.csv",
         # Scratch reads no init files, as its stage in dvc.yaml passes none.
         *(
             ("--init", out / "init.weights", "--init-info", out / "init.json")
@@ -84,7 +84,7 @@ def evaluate(stage, params, out, run, seed=0):
         "--frames",
         out / "frames",
         "--split",
-        out / "split.csv",
+        out / "frame_split.csv",
         "--model",
         out / f"models/{run}",
         "--metrics",
@@ -119,7 +119,7 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
     params.write_text(yaml.safe_dump(raw))
     stage(
         "detector_anchors",
-        *("--params", params, "--frames", out / "frames", "--split", out / "split.csv"),
+        *("--params", params, "--frames", out / "frames", "--split", out / "frame_split.csv"),
         *("--out", out / "detector.cfg", "--metrics", out / "anchors.json"),
     )
     assert (out / "detector.cfg").read_text() == (ROOT / raw["detector"]["cfg"]).read_text()
@@ -241,7 +241,7 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
 
     stage(
         "detection_pictures",
-        *("--params", params, "--frames", out / "frames", "--split", out / "split.csv"),
+        *("--params", params, "--frames", out / "frames", "--split", out / "frame_split.csv"),
         *("--models", out / "models", "--out", out / "pictures"),
     )
     pictures = sorted((out / "pictures").iterdir())
@@ -385,7 +385,7 @@ def test_a_rectangular_input_trains_evaluates_draws_and_detects(stage, params_fi
     params.write_text(yaml.safe_dump(raw))
     det = load_params(params).detector
 
-    test = load_split(out / "frames", out / "split.csv", "test", det.classes, det.img_size)
+    test = load_split(out / "frames", out / "frame_split.csv", "test", det.classes, det.img_size)
     assert test.images.shape[1:] == (3, 64, 192)
     # 1242x375 -> min(192 / 1242, 64 / 375) = 192 / 1242: 192 x 58 rows, 3 rows of padding above.
     assert test.letterboxes[0] == (192 / 1242, 58 / 375, 0.0, 3.0)
@@ -408,7 +408,7 @@ def test_a_rectangular_input_trains_evaluates_draws_and_detects(stage, params_fi
         assert 0 <= metrics["best"]["Car"]["AP50"] <= 1
     stage(
         "detection_pictures",
-        *("--params", params, "--frames", out / "frames", "--split", out / "split.csv"),
+        *("--params", params, "--frames", out / "frames", "--split", out / "frame_split.csv"),
         *("--models", out / "models", "--out", out / "pictures"),
     )
     assert len(list((out / "pictures").glob("*.png"))) == 2
@@ -424,3 +424,57 @@ def test_a_rectangular_input_trains_evaluates_draws_and_detects(stage, params_fi
     assert len(rows) == len(expected)
     assert all(0 <= float(r["x1"]) <= float(r["x2"]) <= 1242 for r in rows)
     assert all(0 <= float(r["y1"]) <= float(r["y2"]) <= 375 for r in rows)
+
+
+def test_frames_the_crop_stage_skipped_never_reach_the_detector(stage, params_file, tmp_path):
+    """With `crop.on_bad_input: skip`, a frame with an unreadable image, one with a malformed
+    label line and an image without labels are left out of the detector's frame split, with
+    their reasons, and the detector stages train on the rest."""
+    raw = yaml.safe_load(params_file.read_text())
+    raw["crop"]["on_bad_input"] = "skip"
+    params = tmp_path / "skip.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    stage("synthesize", "--params", params, "--out", tmp_path / "frames")
+    images = sorted((tmp_path / "frames/images").iterdir())
+    images[0].write_bytes(b"not a png")
+    label = tmp_path / "frames/labels" / f"{images[1].stem}.txt"
+    label.write_text(label.read_text() + "0 0.5 0.5 0.1\n")
+    (tmp_path / "frames/labels" / f"{images[2].stem}.txt").unlink()
+    stage("crop", "--params", params, "--frames", tmp_path / "frames", "--out", tmp_path / "crops")
+    stage(
+        "split",
+        *("--params", params, "--crops", tmp_path / "crops", "--frames", tmp_path / "frames"),
+        *("--out", tmp_path / "split.csv", "--frame-split", tmp_path / "frame_split.csv"),
+    )
+    left_out = {
+        r["frame"]: r["reason"]
+        for r in read_csv(tmp_path / "frame_split.csv")
+        if r["split"] == "left_out"
+    }
+    assert left_out == {
+        images[0].stem: "unreadable_image",
+        images[1].stem: "bad_label",
+        images[2].stem: "image_without_label",
+    }
+    det = load_params(params).detector
+    loaded = []
+    for split in ("train", "val", "test"):
+        data = load_split(
+            tmp_path / "frames", tmp_path / "frame_split.csv", split, det.classes, 128
+        )
+        loaded += data.stems
+    assert sorted(loaded) == sorted(p.stem for p in images[3:])
+    train(stage, params, tmp_path, "scratch")
+    assert (tmp_path / "models/scratch-s0/best.pt").exists()
+
+
+def test_a_split_file_that_is_no_frame_split_is_refused_by_name(tmp_path):
+    (tmp_path / "frames/images").mkdir(parents=True)
+    (tmp_path / "frames/classes.txt").write_text("Car\n")
+    Image.new("RGB", (64, 32)).save(tmp_path / "frames/images/000000.png")
+    (tmp_path / "crops.csv").write_text("crop,class,frame,split\nimages/a.png,Car,000000,test\n")
+    with pytest.raises(ValueError, match=r"crops.csv: header .* is not a frame split's"):
+        load_split(tmp_path / "frames", tmp_path / "crops.csv", "test", ("Car",), 64)
+    (tmp_path / "split.csv").write_text("frame,split,reason\n000000,test,\n000001,test,\n")
+    with pytest.raises(ValueError, match=r"split.csv:3: frame '000001' has no image"):
+        load_split(tmp_path / "frames", tmp_path / "split.csv", "test", ("Car",), 64)

@@ -105,7 +105,7 @@ def test_two_process_detector_training_equals_one_process(stage, params_file, tm
         "train_detector.py",
         *("--params", params_file, "--run-name", "transfer", "--seed", 0),
         *("--cfg", ROOT / raw["detector"]["cfg"], "--frames", tmp_path / "frames"),
-        *("--split", tmp_path / "split.csv", "--init", tmp_path / "init.weights"),
+        *("--split", tmp_path / "frame_split.csv", "--init", tmp_path / "init.weights"),
         *("--init-info", tmp_path / "init.json", "--checkpoints", out / "ckpt"),
         *("--model", out / "model", "--provenance", out / "model.json"),
         *("--history", out / "history.csv"),

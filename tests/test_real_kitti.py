@@ -166,10 +166,9 @@ def test_a_van_is_an_ignored_region_for_a_car_detector(subset, tmp_path):
     regions do: 1242 x 375 in a 416 square is 416 x 126 (scale 416 / 1242 across, 126 / 375
     down) sitting (416 - 126) // 2 = 145 rows down. Its six cars stay the only objects; its
     Cyclist is no car. The split puts every frame in test."""
-    with open(tmp_path / "split.csv", "w") as f:
-        f.write("crop,class,class_id,frame,line,x1,y1,x2,y2,split\n")
-        for stem in SIZES:
-            f.write(f"images/{stem}_001.png,Car,0,{stem},1,0,0,1,1,test\n")
+    (tmp_path / "split.csv").write_text(
+        "frame,split,reason\n" + "".join(f"{stem},test,\n" for stem in SIZES)
+    )
     data = load_split(subset, tmp_path / "split.csv", "test", ("Car",), 416)
     target = data.targets[data.stems.index("000021")]
     scale, top = 126 / 375, 145

@@ -3,7 +3,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from kitti_pipeline.data.splits import count_table, frames_by_split, split_frames
+from kitti_pipeline.data.splits import count_table, frame_split, frames_by_split, split_frames
 
 CLASSES = ("Car", "Person", "Cyclist")
 
@@ -89,3 +89,30 @@ def test_frames_by_split_by_hand():
         frames_by_split([*rows, {"frame": "000002", "split": "test"}], ["000002", "000003"])
     with pytest.raises(ValueError, match="not in the dataset, e.g. 000003"):
         frames_by_split(rows, ["000000", "000002"])
+
+
+def test_frames_with_bad_input_are_left_out_of_the_detectors_split():
+    """A frame with a bad label line keeps its good crops (in the crop split) but is left out
+    of the detector's, as are an unreadable image and an image without labels; a small box is
+    no bad input, and a frame without crops trains as background."""
+    rows = [
+        {"frame": "000000", "split": "train"},
+        {"frame": "000001", "split": "test"},  # its line 2 is bad, line 1 was cropped
+        {"frame": "000002", "split": "val"},  # a small box skipped beside this crop
+    ]
+    skips = [
+        {"reason": "bad_label", "path": "data/f/labels/000001.txt", "line": "2"},
+        {"reason": "bad_label", "path": "data/f/labels/000001.txt", "line": "3"},
+        {"reason": "small_box", "path": "data/f/labels/000002.txt", "line": "4"},
+        {"reason": "unreadable_image", "path": "data/f/images/000003.png", "line": ""},
+        {"reason": "image_without_label", "path": "data/f/images/000004.png", "line": ""},
+    ]
+    stems = ["000000", "000001", "000002", "000003", "000004", "000005"]
+    assert frame_split(rows, stems, skips) == [
+        {"frame": "000000", "split": "train", "reason": ""},
+        {"frame": "000001", "split": "left_out", "reason": "bad_label"},
+        {"frame": "000002", "split": "val", "reason": ""},
+        {"frame": "000003", "split": "left_out", "reason": "unreadable_image"},
+        {"frame": "000004", "split": "left_out", "reason": "image_without_label"},
+        {"frame": "000005", "split": "train", "reason": ""},
+    ]

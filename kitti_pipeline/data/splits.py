@@ -10,12 +10,21 @@ as closely as whole frames allow; the sizes reached are reported, not assumed.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from pathlib import Path
 
 import numpy as np
 
 from kitti_pipeline.core.params import SplitParams
 
 SPLITS = ("train", "val", "test")
+# The detector's frame split: every frame of the dataset, the split it is read in, and why a frame
+# is `left_out`.
+FRAME_SPLIT_FIELDS = ["frame", "split", "reason"]
+LEFT_OUT = "left_out"
+# Crop-stage skips that leave a frame's image unread or its labels incomplete: the detector would
+# learn its unlabelled objects as background, so the whole frame is left out of the detector's
+# splits (the classifier keeps the crops of its good lines).
+BAD_INPUT = ("bad_label", "unreadable_image", "image_without_label", "label_without_image")
 
 
 def split_frames(
@@ -143,6 +152,31 @@ def count_table(rows: list[dict], classes: tuple[str, ...]) -> dict[str, dict[st
         chosen = Counter(r["class"] for r in rows if split == "all" or r["split"] == split)
         table[split] = {"total": sum(chosen.values()), **{k: chosen[k] for k in classes}}
     return table
+
+
+def frame_split(rows: list[dict], stems: list[str], skips: list[dict]) -> list[dict]:
+    """The detector's frame split: each frame with its crops' split, or left out.
+
+    Args:
+        rows: The crop split's rows (`frame`, `split`, ...).
+        stems: Every image of the frames folder.
+        skips: The crop stage's `skipped.csv` rows (`reason`, `path`, ...).
+
+    Returns:
+        Rows `frame, split, reason` in frame order: a frame the crop stage skipped bad input of
+        (`BAD_INPUT`) is `left_out` with that reason; every other frame takes its crops' split,
+        or `train` without a crop (`frames_by_split`).
+    """
+    left_out: dict[str, str] = {}
+    for skip in skips:
+        if skip["reason"] in BAD_INPUT:
+            left_out.setdefault(Path(skip["path"]).stem, skip["reason"])
+    kept = frames_by_split(
+        [r for r in rows if r["frame"] not in left_out], [s for s in stems if s not in left_out]
+    )
+    out = [{"frame": f, "split": s, "reason": ""} for s, frames in kept.items() for f in frames]
+    out += [{"frame": f, "split": LEFT_OUT, "reason": r} for f, r in left_out.items()]
+    return sorted(out, key=lambda r: r["frame"])
 
 
 def frames_by_split(rows: list[dict], stems: list[str]) -> dict[str, list[str]]:

@@ -1,7 +1,7 @@
 """Dataset anchors: k-means of the training boxes' shapes with IoU distance, and how well a set
 of anchors fits them.
 
-    kitti-anchors --frames data/synthetic --split data/split.csv --out cfg/yolov3-kitti.cfg
+    kitti-anchors --frames data/synthetic --split data/frame_split.csv --out cfg/yolov3-kitti.cfg
 
 reads the training frames' boxes letterboxed to `detector.img_size` (the detector's classes
 only), clusters their (width, height) into as many anchors as the cfg has, and writes a copy of
@@ -115,7 +115,7 @@ def main(argv=None):
         epilog=__doc__,
     )
     parser.add_argument("--frames", required=True, help="frames folder (images/, labels/)")
-    parser.add_argument("--split", required=True, help="the crop split CSV")
+    parser.add_argument("--split", required=True, help="the frame split CSV (the split stage's)")
     parser.add_argument("--out", required=True, help="the cfg to write, with the new anchors")
     parser.add_argument(
         "--report", help="JSON of both anchor sets and their fit (default: beside --out)"

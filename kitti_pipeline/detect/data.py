@@ -11,6 +11,7 @@ pixels.
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,8 +21,8 @@ from PIL import Image
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
-from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.data.boxes import clip, denormalise
+from kitti_pipeline.data.crops import IMAGE_SUFFIXES
 from kitti_pipeline.data.labels import (
     ignored_kitti_types,
     read_classes,
@@ -29,7 +30,7 @@ from kitti_pipeline.data.labels import (
     read_yolo_labels,
     same_kitti_type,
 )
-from kitti_pipeline.data.splits import frames_by_split
+from kitti_pipeline.data.splits import FRAME_SPLIT_FIELDS, LEFT_OUT, SPLITS
 
 # Darknet's `letterbox_image` fills with 0.5 on its [0, 1] scale: 127.5, whose nearest uint8 grey
 # is 128 (0.502 once the network's input is divided by 255).
@@ -223,7 +224,7 @@ def load_split(
 
     Args:
         frames: A frames folder (`images/`, `labels/`, `classes.txt`).
-        split_path: The crop split file; a frame's split is its crops' split.
+        split_path: The frame split file (`data.splits.frame_split`).
         split: `train`, `val` or `test`.
         classes: Names from the folder's `classes.txt` the detector learns.
         img_size: The letterboxed side, or (width, height).
@@ -236,9 +237,37 @@ def load_split(
     for name in classes:
         if name not in names:
             raise ValueError(f"detector class {name!r} is not in {frames / 'classes.txt'}: {names}")
-    stems = sorted(p.stem for p in (frames / "images").iterdir())
-    chosen = frames_by_split(read_csv(split_path), stems)[split]
+    chosen = read_frame_split(split_path, frames)[split]
     keep = tuple(names.index(name) for name in classes)
     return load_detection_set(
         frames, chosen, len(names), keep, img_size, fill, ignored_kitti_types(classes)
     )
+
+
+def read_frame_split(path: str | Path, frames: str | Path) -> dict[str, list[str]]:
+    """Split name -> the frames of a frame split file (`data.splits.frame_split`), in order.
+
+    Raises:
+        ValueError: naming the file, for a header other than `frame,split,reason`, a split
+            name it does not know, or a frame with no image in `frames`.
+    """
+    path, images = Path(path), Path(frames) / "images"
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        if reader.fieldnames != FRAME_SPLIT_FIELDS:
+            raise ValueError(
+                f"{path}: header {reader.fieldnames} is not a frame split's "
+                f"{FRAME_SPLIT_FIELDS} (the split stage writes data/frame_split.csv)"
+            )
+        rows = list(reader)
+    stems = {p.stem for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES}
+    out = {name: [] for name in SPLITS}
+    for line, row in enumerate(rows, start=2):
+        if row["split"] == LEFT_OUT:
+            continue
+        if row["split"] not in out:
+            raise ValueError(f"{path}:{line}: unknown split {row['split']!r}")
+        if row["frame"] not in stems:
+            raise ValueError(f"{path}:{line}: frame {row['frame']!r} has no image in {images}")
+        out[row["split"]].append(row["frame"])
+    return out

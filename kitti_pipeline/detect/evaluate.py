@@ -74,7 +74,7 @@ def evaluate_run(
 
     Args:
         model_dir: The run's model folder.
-        frames, split: The frames folder and the crop split (read per frame).
+        frames, split: The frames folder and the frame split CSV.
         det: The detector params (classes, image size, post-processing).
         device: Where to detect (the training device).
 

@@ -56,7 +56,7 @@ def train_detector(
     Args:
         run: `transfer` or `scratch`.
         seed: Draws the weights that are not loaded (all of them for scratch) and the batches.
-        frames, split: The frames folder and the crop split (read per frame).
+        frames, split: The frames folder and the frame split CSV.
         init, init_info: The init stage's `.weights` file and metrics JSON (transfer only).
         checkpoints: The run's checkpoint folder.
         det: The detector params.
