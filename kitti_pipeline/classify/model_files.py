@@ -58,15 +58,27 @@ def classifier_provenance(record: dict) -> dict:
     return {**run, **rest}
 
 
-def load_classifier(path: str | Path, classes: tuple[str, ...]) -> tuple[nn.Module, dict]:
+def load_classifier(
+    path: str | Path, classes: tuple[str, ...] | None = None
+) -> tuple[nn.Module, dict]:
     """A classifier written by `save_classifier`, and the rest of its record.
+
+    Args:
+        path: The model file.
+        classes: The classes it must have been trained on, in id order; None: its own.
 
     Raises:
         ValueError: when the file is not a model file, or was trained on other classes.
     """
-    record = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # torch.load's errors for a cut or foreign file differ by cause
+        raise ValueError(f"{path}: not a readable torch file ({type(err).__name__})") from None
     if not isinstance(record, dict) or "state_dict" not in record or "arch" not in record:
         raise ValueError(f"{path}: not a classifier model file (needs 'arch' and 'state_dict')")
+    classes = tuple(record["classes"]) if classes is None else classes
     if tuple(record["classes"]) != classes:
         raise ValueError(f"{path} was trained on {record['classes']}, not {list(classes)}")
     model = build_classifier(record["arch"], len(classes))

@@ -2,10 +2,11 @@
 
     kitti-subset --training /data/kitti/training --out data/kitti_subset --frames 500 --seed 0
 
-picks N frames by seed from `image_2/` + `label_2/`, copies the images, converts the labels to the
-study's YOLO format (Car, Person <- Pedestrian, Cyclist; every other KITTI type ignored and
-counted), keeps the native labels in `label_2/` beside them, and writes `subset.json` recording
-the frames chosen and what was ignored. Point `data.frames` in params.yaml at the result.
+picks N frames (or `--frames all`) by seed from `image_2/` + `label_2/`, copies the images,
+converts the labels to the study's YOLO format (Car, Person <- Pedestrian, Cyclist; every other
+KITTI type ignored and counted), keeps the native labels in `label_2/` beside them, and writes
+`subset.json` recording the frames chosen and what was ignored. Point `data.frames` in
+params.yaml at the result.
 
 A malformed label line or an unreadable image stops it, naming the file (and line). With
 `--on-bad-input skip` that frame is left out instead, and `subset.json` lists it with the
@@ -41,6 +42,21 @@ def select_frames(stems: list[str], count: int, seed: int) -> list[str]:
         raise ValueError(f"asked for {count} frames, but only {len(stems)} are available")
     chosen = np.random.default_rng(seed).choice(sorted(stems), size=count, replace=False)
     return sorted(str(s) for s in chosen)
+
+
+def frame_count(text: str) -> int | None:
+    """`--frames`: a positive number of frames, or `all` (None)."""
+    if text == "all":
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive number of frames or 'all', got {text!r}"
+        )
+    return count
 
 
 def kitti_frames(training: Path) -> dict[str, tuple[Path, Path]]:
@@ -87,8 +103,15 @@ def main(argv=None):
         "--training", type=Path, required=True, help="KITTI object training/ folder"
     )
     parser.add_argument("--out", type=Path, required=True, help="subset folder to create")
-    parser.add_argument("--frames", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--frames",
+        type=frame_count,
+        default=500,
+        help="how many frames to draw (default 500, the study's count), or 'all'",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="which frames are drawn (a new seed, a new subset)"
+    )
     parser.add_argument(
         "--on-bad-input",
         choices=("error", "skip"),
@@ -99,7 +122,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     available = kitti_frames(args.training)
-    chosen = select_frames(list(available), args.frames, args.seed)
+    count = len(available) if args.frames is None else args.frames
+    chosen = select_frames(list(available), count, args.seed)
     ignored, written, skipped, clipped = Counter(), [], [], 0
     with atomic_dir(args.out) as out:
         for sub in ("images", "labels", "label_2"):
