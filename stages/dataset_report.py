@@ -21,13 +21,15 @@ def main(argv=None):
         argv,
         crops="crops folder with summary.json",
         split="split CSV from the split stage",
+        frame_split="the frame split CSV from the split stage",
         metrics="dataset metrics JSON to write",
         figure="PNG of example training crops",
     )
     classes, cfg = params.data.classes, params.split
     rows = read_csv(args.split)
     summary = json.loads((Path(args.crops) / "summary.json").read_text())
-    write_json(args.metrics, dataset_metrics(rows, summary, classes, cfg))
+    frame_rows = read_csv(args.frame_split)
+    write_json(args.metrics, dataset_metrics(rows, frame_rows, summary, classes, cfg))
 
     picked = example_rows(rows, classes, cfg.seed, EXAMPLES_PER_CLASS)
     images = [Image.open(Path(args.crops) / r["crop"]).convert("RGB") for r in picked]

@@ -1,12 +1,19 @@
-"""Stage `split`: assign crops to train/val/test, whole frames at a time, stratified by class;
-and every frame to the detector's split, leaving out those the crop stage skipped bad input of."""
+"""Stage `split`: assign crops to train/val/test, whole frames at a time (whole drives where the
+frames folder has `drives.csv`), stratified by class; and every frame to the detector's split,
+leaving out those the crop stage skipped bad input of."""
 
 from pathlib import Path
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import read_csv, write_csv
 from kitti_pipeline.data.crops import IMAGE_SUFFIXES, MANIFEST_FIELDS
-from kitti_pipeline.data.splits import FRAME_SPLIT_FIELDS, LEFT_OUT, frame_split, split_rows
+from kitti_pipeline.data.splits import (
+    DRIVES_FILE,
+    FRAME_SPLIT_FIELDS,
+    LEFT_OUT,
+    frame_split,
+    split_rows,
+)
 
 
 def main(argv=None):
@@ -18,12 +25,15 @@ def main(argv=None):
         out="split CSV: the manifest plus a split column",
         frame_split="frame split CSV: every frame, its split for the detector, or left_out",
     )
-    rows = split_rows(
-        read_csv(Path(args.crops) / "manifest.csv"), params.data.classes, params.split
+    drives_file = Path(args.frames) / DRIVES_FILE  # written by `kitti-subset --mapping`
+    drives = (
+        {r["frame"]: r["drive"] for r in read_csv(drives_file)} if drives_file.exists() else None
     )
+    manifest = read_csv(Path(args.crops) / "manifest.csv")
+    rows = split_rows(manifest, params.data.classes, params.split, drives)
     images = (Path(args.frames) / "images").iterdir()
     stems = sorted(p.stem for p in images if p.suffix.lower() in IMAGE_SUFFIXES)
-    frames = frame_split(rows, stems, read_csv(Path(args.crops) / "skipped.csv"))
+    frames = frame_split(rows, stems, read_csv(Path(args.crops) / "skipped.csv"), drives)
     write_csv(args.out, rows, [*MANIFEST_FIELDS, "split"])
     write_csv(args.frame_split, frames, FRAME_SPLIT_FIELDS)
     left_out = [r for r in frames if r["split"] == LEFT_OUT]

@@ -84,6 +84,8 @@ def run_data_stages(stage, params, out):
         out / "crops",
         "--split",
         out / "split.csv",
+        "--frame-split",
+        out / "frame_split.csv",
         "--metrics",
         out / "dataset.json",
         "--figure",

@@ -475,6 +475,6 @@ def test_a_split_file_that_is_no_frame_split_is_refused_by_name(tmp_path):
     (tmp_path / "crops.csv").write_text("crop,class,frame,split\nimages/a.png,Car,000000,test\n")
     with pytest.raises(ValueError, match=r"crops.csv: header .* is not a frame split's"):
         load_split(tmp_path / "frames", tmp_path / "crops.csv", "test", ("Car",), 64)
-    (tmp_path / "split.csv").write_text("frame,split,reason\n000000,test,\n000001,test,\n")
+    (tmp_path / "split.csv").write_text("frame,split,drive,reason\n000000,test,,\n000001,test,,\n")
     with pytest.raises(ValueError, match=r"split.csv:3: frame '000001' has no image"):
         load_split(tmp_path / "frames", tmp_path / "split.csv", "test", ("Car",), 64)

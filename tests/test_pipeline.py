@@ -39,6 +39,9 @@ def test_stages_end_to_end(stage, params_file, tmp_path):
             **{k: counted[k] for k in ("Car", "Person", "Cyclist")},
         }
     assert metrics["frames"]["read"] == 24
+    # No drive mapping: frames are the groups, and every frame reaches the detector.
+    assert metrics["split_by"] == "frame" and metrics["detector_frames"]["left_out"] == 0
+    assert sum(metrics["detector_frames"][s] for s in ("train", "val", "test")) == 24
     skipped = read_csv(tmp_path / "crops" / "skipped.csv")
     assert metrics["skipped"]["total"] == len(skipped)
     # Every label line became a crop or a counted skip.

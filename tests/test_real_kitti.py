@@ -167,7 +167,7 @@ def test_a_van_is_an_ignored_region_for_a_car_detector(subset, tmp_path):
     down) sitting (416 - 126) // 2 = 145 rows down. Its six cars stay the only objects; its
     Cyclist is no car. The split puts every frame in test."""
     (tmp_path / "split.csv").write_text(
-        "frame,split,reason\n" + "".join(f"{stem},test,\n" for stem in SIZES)
+        "frame,split,drive,reason\n" + "".join(f"{stem},test,,\n" for stem in SIZES)
     )
     data = load_split(subset, tmp_path / "split.csv", "test", ("Car",), 416)
     target = data.targets[data.stems.index("000021")]

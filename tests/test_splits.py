@@ -3,7 +3,14 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from kitti_pipeline.data.splits import count_table, frame_split, frames_by_split, split_frames
+from kitti_pipeline.core.params import SplitParams
+from kitti_pipeline.data.splits import (
+    count_table,
+    frame_split,
+    frames_by_split,
+    split_frames,
+    split_rows,
+)
 
 CLASSES = ("Car", "Person", "Cyclist")
 
@@ -109,10 +116,34 @@ def test_frames_with_bad_input_are_left_out_of_the_detectors_split():
     ]
     stems = ["000000", "000001", "000002", "000003", "000004", "000005"]
     assert frame_split(rows, stems, skips) == [
-        {"frame": "000000", "split": "train", "reason": ""},
-        {"frame": "000001", "split": "left_out", "reason": "bad_label"},
-        {"frame": "000002", "split": "val", "reason": ""},
-        {"frame": "000003", "split": "left_out", "reason": "unreadable_image"},
-        {"frame": "000004", "split": "left_out", "reason": "image_without_label"},
-        {"frame": "000005", "split": "train", "reason": ""},
+        {"frame": "000000", "split": "train", "drive": "", "reason": ""},
+        {"frame": "000001", "split": "left_out", "drive": "", "reason": "bad_label"},
+        {"frame": "000002", "split": "val", "drive": "", "reason": ""},
+        {"frame": "000003", "split": "left_out", "drive": "", "reason": "unreadable_image"},
+        {"frame": "000004", "split": "left_out", "drive": "", "reason": "image_without_label"},
+        {"frame": "000005", "split": "train", "drive": "", "reason": ""},
     ]
+
+
+def test_a_drive_goes_to_one_split_whole():
+    """Six frames of one car crop each, from drives A, A, B, B, C, C; 2 train and 2 val crops
+    asked for: each drive fills one split, and a frame without crops from drive C follows it."""
+    drives = {f"00000{i}": d for i, d in enumerate("AABBCC")} | {"000006": "C"}
+    rows = [{"frame": f"00000{i}", "class": "Car"} for i in range(6)]
+    cfg = SplitParams(seed=0, train_crops=2, val_crops=2, test_crops=None)
+    split = split_rows(rows, CLASSES, cfg, drives)
+    by_drive = {}
+    for row in split:
+        by_drive.setdefault(drives[row["frame"]], set()).add(row["split"])
+    assert all(len(s) == 1 for s in by_drive.values())
+    assert sorted(s for (s,) in by_drive.values()) == ["test", "train", "val"]
+    frames = frame_split(split, [f"00000{i}" for i in range(7)], [], drives)
+    last = frames[-1]
+    assert last == {
+        "frame": "000006",
+        "split": next(iter(by_drive["C"])),
+        "drive": "C",
+        "reason": "",
+    }
+    with pytest.raises(ValueError, match="drives.csv names no drive for 1 frames, e.g. 000005"):
+        split_rows(rows, CLASSES, cfg, {k: v for k, v in drives.items() if k != "000005"})

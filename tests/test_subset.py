@@ -96,3 +96,60 @@ def test_skip_leaves_out_the_frames_with_bad_input_and_lists_them(tmp_path, caps
     assert (out / "labels/000000.txt").read_text().count("\n") == 2
     assert info["ignored"] == {"DontCare": 1}
     assert "2 of the 3 frames drawn left out for bad input" in capsys.readouterr().out
+
+
+def write_mapping(folder, rand: str, drives: list[str]):
+    """The devkit's mapping/ folder: train_rand.txt and train_mapping.txt (date drive frame)."""
+    folder.mkdir()
+    (folder / "train_rand.txt").write_text(rand + "\n")
+    (folder / "train_mapping.txt").write_text(
+        "".join(f"2011_09_26 {d} {i:010d}\n" for i, d in enumerate(drives))
+    )
+    return folder
+
+
+def test_the_mapping_gives_each_frame_its_drive(tmp_path):
+    """Frame i takes line train_rand[i] (1-based) of train_mapping.txt: 3,1,2,1,3,2 over
+    drives A, B, C gives C, A, B, A, C, B."""
+    training = make_training(tmp_path / "training", count=6)
+    mapping = write_mapping(tmp_path / "mapping", "3,1,2,1,3,2", ["drive_A", "drive_B", "drive_C"])
+    out = tmp_path / "subset"
+    main(
+        [
+            "--training",
+            str(training),
+            "--out",
+            str(out),
+            "--frames",
+            "all",
+            "--mapping",
+            str(mapping),
+        ]
+    )
+    rows = (out / "drives.csv").read_text().splitlines()
+    assert rows == [
+        "frame,drive",
+        "000000,drive_C",
+        "000001,drive_A",
+        "000002,drive_B",
+        "000003,drive_A",
+        "000004,drive_C",
+        "000005,drive_B",
+    ]
+    assert json.loads((out / "subset.json").read_text())["drives"] == 3
+
+
+def test_a_mapping_entry_past_the_mapping_is_refused_by_name(tmp_path):
+    training = make_training(tmp_path / "training", count=2)
+    mapping = write_mapping(tmp_path / "mapping", "1,4", ["drive_A", "drive_B"])
+    with pytest.raises(ValueError, match=r"train_rand.txt: entry 2 \('4'\) is not a line of"):
+        main(["--training", str(training), "--out", str(tmp_path / "o"), "--mapping", str(mapping)])
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("count", ["-5", "0", "five"])
+def test_frames_must_be_a_positive_count_or_all(tmp_path, count, capsys):
+    training = make_training(tmp_path / "training", count=2)
+    with pytest.raises(SystemExit):
+        main(["--training", str(training), "--out", str(tmp_path / "o"), "--frames", count])
+    assert "expected a positive number of frames or 'all'" in capsys.readouterr().err

@@ -19,7 +19,9 @@ from kitti_pipeline.core.params import SplitParams
 SPLITS = ("train", "val", "test")
 # The detector's frame split: every frame of the dataset, the split it is read in, and why a frame
 # is `left_out`.
-FRAME_SPLIT_FIELDS = ["frame", "split", "reason"]
+FRAME_SPLIT_FIELDS = ["frame", "split", "drive", "reason"]
+# In a frames folder, beside images/ and labels/: each frame's drive (`kitti-subset --mapping`).
+DRIVES_FILE = "drives.csv"
 LEFT_OUT = "left_out"
 # Crop-stage skips that leave a frame's image unread or its labels incomplete: the detector would
 # learn its unlabelled objects as background, so the whole frame is left out of the detector's
@@ -96,22 +98,42 @@ def split_frames(
     return assignment
 
 
-def split_rows(rows: list[dict], classes: tuple[str, ...], cfg: SplitParams) -> list[dict]:
-    """The crop manifest's rows with a `split` column, whole frames to a split (`split_frames`)."""
-    frame_classes = defaultdict(list)
+def split_rows(
+    rows: list[dict],
+    classes: tuple[str, ...],
+    cfg: SplitParams,
+    drives: dict[str, str] | None = None,
+) -> list[dict]:
+    """The crop manifest's rows with a `split` column (`split_frames`): whole frames to a split,
+    or, given each frame's drive, whole drives.
+
+    Raises:
+        ValueError: when `drives` lacks a frame of the manifest.
+    """
+    group = (lambda frame: frame) if drives is None else drives.__getitem__
+    missing = sorted({r["frame"] for r in rows} - set(drives or {})) if drives else []
+    if missing:
+        raise ValueError(
+            f"{DRIVES_FILE} names no drive for {len(missing)} frames, e.g. {missing[0]}"
+        )
+    group_classes = defaultdict(list)
     for row in rows:
-        frame_classes[row["frame"]].append(row["class"])
+        group_classes[group(row["frame"])].append(row["class"])
     assignment = split_frames(
-        dict(frame_classes), classes, cfg.train_crops, cfg.val_crops, cfg.test_crops, cfg.seed
+        dict(group_classes), classes, cfg.train_crops, cfg.val_crops, cfg.test_crops, cfg.seed
     )
-    return [{**r, "split": assignment[r["frame"]]} for r in rows]
+    return [{**r, "split": assignment[group(r["frame"])]} for r in rows]
 
 
-def dataset_metrics(rows: list[dict], crop_summary: dict, classes, cfg: SplitParams) -> dict:
-    """The dataset's metrics: Table 1, frames per split, the sizes asked for, and the skips.
+def dataset_metrics(
+    rows: list[dict], frame_rows: list[dict], crop_summary: dict, classes, cfg: SplitParams
+) -> dict:
+    """The dataset's metrics: Table 1, frames per split, what the split grouped by, the sizes
+    asked for, and the skips.
 
     Args:
         rows: The split file's rows.
+        frame_rows: The frame split's rows (`frame_split`).
         crop_summary: The crop stage's `summary.json`.
         classes: Class names, in column order.
         cfg: The split params (the sizes asked for).
@@ -121,6 +143,11 @@ def dataset_metrics(rows: list[dict], crop_summary: dict, classes, cfg: SplitPar
     return {
         "crops": count_table(rows, classes),
         "frames": {**frames, "read": crop_summary["frames"]},
+        "split_by": "drive" if any(r["drive"] for r in frame_rows) else "frame",
+        "detector_frames": {
+            **{s: sum(r["split"] == s for r in frame_rows) for s in SPLITS},
+            LEFT_OUT: sum(r["split"] == LEFT_OUT for r in frame_rows),
+        },
         "requested": {"train": cfg.train_crops, "val": cfg.val_crops, "test": cfg.test_crops},
         "skipped": {"total": sum(skipped.values()), **skipped},
     }
@@ -154,28 +181,45 @@ def count_table(rows: list[dict], classes: tuple[str, ...]) -> dict[str, dict[st
     return table
 
 
-def frame_split(rows: list[dict], stems: list[str], skips: list[dict]) -> list[dict]:
+def frame_split(
+    rows: list[dict], stems: list[str], skips: list[dict], drives: dict[str, str] | None = None
+) -> list[dict]:
     """The detector's frame split: each frame with its crops' split, or left out.
 
     Args:
         rows: The crop split's rows (`frame`, `split`, ...).
         stems: Every image of the frames folder.
         skips: The crop stage's `skipped.csv` rows (`reason`, `path`, ...).
+        drives: Each frame's drive, when known.
 
     Returns:
-        Rows `frame, split, reason` in frame order: a frame the crop stage skipped bad input of
-        (`BAD_INPUT`) is `left_out` with that reason; every other frame takes its crops' split,
-        or `train` without a crop (`frames_by_split`).
+        Rows `frame, split, drive, reason` in frame order: a frame the crop stage skipped bad
+        input of (`BAD_INPUT`) is `left_out` with that reason; every other frame takes its
+        crops' split, or without a crop its drive's split, or `train` (`frames_by_split`).
     """
+    drives = drives or {}
     left_out: dict[str, str] = {}
     for skip in skips:
         if skip["reason"] in BAD_INPUT:
             left_out.setdefault(Path(skip["path"]).stem, skip["reason"])
-    kept = frames_by_split(
-        [r for r in rows if r["frame"] not in left_out], [s for s in stems if s not in left_out]
-    )
-    out = [{"frame": f, "split": s, "reason": ""} for s, frames in kept.items() for f in frames]
-    out += [{"frame": f, "split": LEFT_OUT, "reason": r} for f, r in left_out.items()]
+    kept_rows = [r for r in rows if r["frame"] not in left_out]
+    drive_split = {drives[r["frame"]]: r["split"] for r in kept_rows if r["frame"] in drives}
+    cropped = {r["frame"] for r in kept_rows}
+    kept_rows += [  # a frame without crops goes where the rest of its drive went
+        {"frame": s, "split": drive_split[drives[s]]}
+        for s in stems
+        if s not in cropped and s not in left_out and drives.get(s) in drive_split
+    ]
+    kept = frames_by_split(kept_rows, [s for s in stems if s not in left_out])
+    out = [
+        {"frame": f, "split": s, "drive": drives.get(f, ""), "reason": ""}
+        for s, frames in kept.items()
+        for f in frames
+    ]
+    out += [
+        {"frame": f, "split": LEFT_OUT, "drive": drives.get(f, ""), "reason": r}
+        for f, r in left_out.items()
+    ]
     return sorted(out, key=lambda r: r["frame"])
 
 

@@ -8,6 +8,11 @@ KITTI type ignored and counted), keeps the native labels in `label_2/` beside th
 `subset.json` recording the frames chosen and what was ignored. Point `data.frames` in
 params.yaml at the result.
 
+KITTI's object frames come from a few dozen drives, and neighbouring frames of one drive look
+alike: with `--mapping DIR` (the devkit's `mapping/` folder) it writes each frame's drive to
+`drives.csv`, and the split stage keeps every drive in one split. Without it the split groups by
+frame, and the report says so.
+
 A malformed label line or an unreadable image stops it, naming the file (and line). With
 `--on-bad-input skip` that frame is left out instead, and `subset.json` lists it with the
 problem: a frame whose labels are not all known would teach the detector that its unlabelled
@@ -25,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 from kitti_pipeline.core.cli import run_cli
-from kitti_pipeline.core.files import atomic_dir, write_json
+from kitti_pipeline.core.files import atomic_dir, write_csv, write_json
 from kitti_pipeline.core.params import CLASSES
 from kitti_pipeline.data.crops import IMAGE_SUFFIXES, DatasetError
 from kitti_pipeline.data.labels import (
@@ -34,6 +39,7 @@ from kitti_pipeline.data.labels import (
     kitti_to_yolo,
     read_kitti_labels,
 )
+from kitti_pipeline.data.splits import DRIVES_FILE
 
 
 def select_frames(stems: list[str], count: int, seed: int) -> list[str]:
@@ -57,6 +63,43 @@ def frame_count(text: str) -> int | None:
             f"expected a positive number of frames or 'all', got {text!r}"
         )
     return count
+
+
+def read_drive_mapping(folder: Path) -> dict[str, str]:
+    """Training frame stem -> the raw drive it was taken from, from the devkit's `mapping/`.
+
+    `train_rand.txt` is one line of comma-separated 1-based indices, the i-th for training frame
+    i (`000000` first); each names a line of `train_mapping.txt`, `date drive frame` of the raw
+    recording (`2011_09_26 2011_09_26_drive_0005_sync 0000000109`).
+
+    Raises:
+        DatasetError: naming the file (and line) that is missing or malformed.
+    """
+    rand_path, mapping_path = folder / "train_rand.txt", folder / "train_mapping.txt"
+    for path in (rand_path, mapping_path):
+        if not path.is_file():
+            raise DatasetError(f"{path}: missing (--mapping takes the devkit's mapping/ folder)")
+    drives = []
+    for number, line in enumerate(mapping_path.read_text().splitlines(), start=1):
+        fields = line.split()
+        if len(fields) != 3:
+            raise DatasetError(f"{mapping_path}:{number}: expected 'date drive frame': {line!r}")
+        drives.append(fields[1])
+    out = {}
+    for i, entry in enumerate(rand_path.read_text().replace("\n", "").split(",")):
+        if not entry.strip():
+            continue
+        try:
+            index = int(entry)
+        except ValueError:
+            index = 0
+        if not 1 <= index <= len(drives):
+            raise DatasetError(
+                f"{rand_path}: entry {i + 1} ({entry.strip()!r}) is not a line of {mapping_path} "
+                f"(1 to {len(drives)})"
+            )
+        out[f"{i:06d}"] = drives[index - 1]
+    return out
 
 
 def kitti_frames(training: Path) -> dict[str, tuple[Path, Path]]:
@@ -113,6 +156,12 @@ def main(argv=None):
         "--seed", type=int, default=0, help="which frames are drawn (a new seed, a new subset)"
     )
     parser.add_argument(
+        "--mapping",
+        type=Path,
+        help="the devkit's mapping/ folder (train_rand.txt, train_mapping.txt): writes each "
+        "frame's drive to drives.csv, and the split keeps each drive in one split",
+    )
+    parser.add_argument(
         "--on-bad-input",
         choices=("error", "skip"),
         default="error",
@@ -121,6 +170,7 @@ def main(argv=None):
     )
     args = parser.parse_args(argv)
 
+    drives = read_drive_mapping(args.mapping) if args.mapping else None
     available = kitti_frames(args.training)
     count = len(available) if args.frames is None else args.frames
     chosen = select_frames(list(available), count, args.seed)
@@ -131,6 +181,8 @@ def main(argv=None):
         (out / "classes.txt").write_text("\n".join(CLASSES) + "\n")
         for stem in chosen:
             image, label = available[stem]
+            if drives is not None and stem not in drives:
+                raise DatasetError(f"{args.mapping}/train_rand.txt: no entry for frame {stem}")
             try:
                 width, height = image_size(image)
                 objects = read_kitti_labels(label)
@@ -148,6 +200,12 @@ def main(argv=None):
             shutil.copyfile(image, out / "images" / image.name)
             shutil.copyfile(label, out / "label_2" / label.name)
             (out / "labels" / f"{stem}.txt").write_text("".join(f"{x}\n" for x in lines))
+        if drives is not None:
+            write_csv(
+                out / DRIVES_FILE,
+                [{"frame": f, "drive": drives[f]} for f in written],
+                ["frame", "drive"],
+            )
         write_json(
             out / "subset.json",
             {
@@ -158,6 +216,7 @@ def main(argv=None):
                 "ignored": dict(sorted(ignored.items())),
                 "clipped_to_the_frame": clipped,
                 "skipped": skipped,
+                "drives": len({drives[f] for f in written}) if drives is not None else None,
             },
         )
     print(

@@ -107,7 +107,8 @@ def compose_report(
         f"### Table 1: crops per split and class (split seed {params.split.seed})",
         "",
         dataset_table(dataset, classes, published.get("table1")),
-        f"Skipped boxes: {dataset['skipped']['total']} (see `metrics/dataset.json`).",
+        f"Skipped boxes: {dataset['skipped']['total']} (see `metrics/dataset.json`). "
+        + split_text(dataset),
         "",
         link(inputs.crop_examples, "Figure 1: crops of each class"),
         "",
@@ -257,4 +258,22 @@ def html_report(markdown: str, report_dir: Path, title: str = "kitti-transfer re
     return (
         f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{title}</title>"
         f"<style>{style}</style></head><body>\n{body}</body></html>\n"
+    )
+
+
+def split_text(dataset: dict) -> str:
+    """How the frames were split, and how many the detector leaves out for bad input."""
+    if dataset["split_by"] == "drive":
+        grouped = "Whole drives go to one split (the devkit's mapping, `kitti-subset --mapping`)."
+    else:
+        grouped = (
+            "Frames go to a split whole, but without a drive mapping neighbouring frames of one "
+            "drive may sit in train and test, which flatters every test figure."
+        )
+    left_out = dataset["detector_frames"]["left_out"]
+    return grouped + (
+        f" {left_out} frames with bad input are left out of the detector's splits "
+        "(`data/frame_split.csv`)."
+        if left_out
+        else ""
     )
