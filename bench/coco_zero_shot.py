@@ -9,7 +9,9 @@ every car of its YOLO labels, with the frame-bootstrap 95% interval of the evalu
     kitti-subset --training /path/to/kitti/training --out /tmp/frames --frames 70
     python bench/coco_zero_shot.py --frames /tmp/frames --sizes 416 608 832
 
-writes bench/results/coco_zero_shot.json (or `--out`).
+writes bench/results/coco_zero_shot.json (or `--out`). A size is a square's side or `WxH`
+(`640x192`); `--split data/frame_split.csv --part test` scores only the frames of one part of the
+pipeline's frame split, the transfer detector's epoch 0 on its own test frames.
 """
 
 import argparse
@@ -21,7 +23,7 @@ from timing import write_results
 from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
 from kitti_pipeline.data.labels import read_classes
 from kitti_pipeline.detect.darknet import build_darknet, fuse_batchnorm, transfer_weights
-from kitti_pipeline.detect.data import load_detection_set
+from kitti_pipeline.detect.data import input_shape, load_detection_set, read_frame_split
 from kitti_pipeline.detect.matching import rank_matches
 from kitti_pipeline.detect.metrics import class_summary, resampled_average_precision
 from kitti_pipeline.detect.predict import predict_detections
@@ -32,10 +34,17 @@ ROOT = Path(__file__).resolve().parents[1]
 CFG = ROOT / "cfg/yolov3-tiny.cfg"
 
 
+def input_size(text: str) -> int | list[int]:
+    """A square's side (`416`) or `WxH` (`640x192`)."""
+    return [int(v) for v in text.split("x")] if "x" in text else int(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", required=True, help="a frames folder (kitti-subset's)")
-    parser.add_argument("--sizes", nargs="+", type=int, default=[416, 608, 832])
+    parser.add_argument("--sizes", nargs="+", type=input_size, default=[416, 608, 832])
+    parser.add_argument("--split", help="a frame split file (data/frame_split.csv)")
+    parser.add_argument("--part", default="test", help="the part of --split to score")
     parser.add_argument("--out", default=str(ROOT / "bench/results/coco_zero_shot.json"))
     args = parser.parse_args()
 
@@ -46,7 +55,10 @@ def main() -> None:
     fused = fuse_batchnorm(model)
     frames = Path(args.frames)
     names = read_classes(frames / "classes.txt")
-    stems = sorted(p.stem for p in (frames / "images").iterdir())
+    if args.split:
+        stems = read_frame_split(args.split, frames)[args.part]
+    else:
+        stems = sorted(p.stem for p in (frames / "images").iterdir())
     rows = {}
     for size in args.sizes:
         data = load_detection_set(frames, stems, len(names), (names.index("Car"),), size)
@@ -56,14 +68,21 @@ def main() -> None:
         matches = rank_matches(detections, truths, 0.5)
         draws = resampled_average_precision(matches, frame_resamples(len(stems), 1000))
         low, high = percentile_interval(draws)
-        rows[size] = {
+        rows["x".join(map(str, input_shape(size)))] = {
             "AP50": summary["AP50"],
             "AP50_ci95": [low, high],
             "AP50_95": summary["AP50_95"],
             "cars": summary["ground_truths"],
         }
         print(f"{size}: AP@0.5 {summary['AP50']:.3f} [{low:.3f}, {high:.3f}], {len(stems)} frames")
-    write_results(args.out, torch.device("cpu"), frames=len(stems), weights=known.name, sizes=rows)
+    write_results(
+        args.out,
+        torch.device("cpu"),
+        frames=len(stems),
+        split=f"{args.split} {args.part}" if args.split else None,
+        weights=known.name,
+        sizes=rows,
+    )
 
 
 if __name__ == "__main__":

@@ -83,7 +83,7 @@ def test_describe_names_the_closest_profile_and_what_changed(params_copy):
 
 def test_demo_profile_lists_every_key_another_profile_sets():
     demo = read_profile("demo")
-    for name in ("study", "ci"):
+    for name in ("study", "ci", "real"):
         merge_overrides(demo, read_profile(name))  # raises on a key the demo lacks
 
 
@@ -97,6 +97,27 @@ def test_a_profile_gives_the_same_params_whatever_came_before(params_copy, tmp_p
         assert yaml.safe_load(params_copy.read_text()) == study, f"{before} then study"
         assert describe_profile(yaml.safe_load(params_copy.read_text())) == "study"
     apply_profile("ci", params_copy)
+    apply_profile("demo", params_copy)
+    assert yaml.safe_load(params_copy.read_text()) == yaml.safe_load(
+        (ROOT / "params.yaml").read_text()
+    )
+
+
+def test_the_real_profile_sets_the_real_files_and_goes_back(params_copy):
+    """`kitti-profile real`: kitti-subset's folder, the study's 128-px crops and 20 classifier
+    epochs, MobileNetV2 from its ImageNet file, yolov3-tiny from COCO with its car head; then
+    `demo` gives the demo's params back."""
+    apply_profile("real", params_copy)
+    raw = yaml.safe_load(params_copy.read_text())
+    assert raw["data"]["frames"] == "data/kitti_subset" and raw["crop"]["image_size"] == 128
+    assert raw["classifier"]["init"]["source"] == {
+        "resnet18": "synthetic",
+        "mobilenet_v2": "imagenet",
+    }
+    assert raw["classifier"]["train"]["epochs"] == 20
+    assert raw["detector"]["init"]["weights"] == "yolov3-tiny.weights"
+    assert raw["detector"]["init"]["head_classes"] == [2]
+    assert describe_profile(raw) == "real"
     apply_profile("demo", params_copy)
     assert yaml.safe_load(params_copy.read_text()) == yaml.safe_load(
         (ROOT / "params.yaml").read_text()
