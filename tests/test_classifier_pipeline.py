@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision
+import yaml
 from sklearn.metrics import precision_recall_fscore_support
 
 from kitti_pipeline.classify.model_files import save_init
@@ -278,3 +279,28 @@ def test_the_control_is_the_frozen_regime_on_random_weights(stage, params_file, 
     assert all(torch.equal(frozen[k], control[k]) for k in frozen)
     assert models["frozen_random"]["regime"] == "frozen_random"
     assert models["frozen_random"]["trainable_params"] == 512 * 3 + 3
+
+
+def test_head_epochs_set_the_frozen_regimes_epochs_only(stage, params_file, tmp_path):
+    """`classifier.train.head_epochs: 3` (the ci profile's epochs are 2): the frozen arm and
+    the control train 3 epochs, fine-tuning and scratch 2; null gives every regime 2."""
+    run_data_stages(stage, params_file, tmp_path)
+    raw = yaml.safe_load(params_file.read_text())
+    assert raw["classifier"]["train"]["epochs"] == 2
+    raw["classifier"]["train"]["head_epochs"] = 3
+    params = tmp_path / "head.yaml"
+    params.write_text(yaml.safe_dump(raw))
+    torch.manual_seed(0)
+    state = torchvision.models.mobilenet_v2(num_classes=3).state_dict()
+    backbone = {k: v for k, v in state.items() if not k.startswith("classifier.")}
+    save_init(tmp_path / "init/mobilenet_v2.pt", "mobilenet_v2", "random", backbone, {})
+    epochs = {}
+    for regime in ("scratch", "frozen", "finetune", "frozen_random"):
+        run = train_and_evaluate(stage, params, tmp_path, "mobilenet_v2", regime)
+        epochs[regime] = [int(r["epoch"]) for r in read_csv(tmp_path / f"history/{run}.csv")]
+    assert epochs == {
+        "scratch": [1, 2],
+        "frozen": [1, 2, 3],
+        "finetune": [1, 2],
+        "frozen_random": [1, 2, 3],
+    }

@@ -356,7 +356,7 @@ def train_classifier(
         cfg.optimizer,
         cfg.lr,
         cfg.batch_size,
-        cfg.epochs,
+        cfg.epochs_of(regime),
         cfg.augment,
         cfg.cache_frozen_features,
         cfg.amp,
