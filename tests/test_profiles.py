@@ -115,6 +115,7 @@ def test_the_real_profile_sets_the_real_files_and_goes_back(params_copy):
         "mobilenet_v2": "imagenet",
     }
     assert raw["classifier"]["train"]["epochs"] == 20
+    assert raw["classifier"]["train"]["head_epochs"] == 200
     assert raw["detector"]["init"]["weights"] == "yolov3-tiny.weights"
     assert raw["detector"]["init"]["head_classes"] == [2]
     assert describe_profile(raw) == "real"
