@@ -34,15 +34,17 @@ from kitti_pipeline.classify.train import predict
 from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import write_csv
-from kitti_pipeline.data.boxes import Box, box_size, clip
+from kitti_pipeline.data.boxes import clip
 from kitti_pipeline.data.crops import (
     IMAGE_SUFFIXES,
     SKIP_FIELDS,
     DatasetError,
     Skip,
     check_classes,
+    crop_box,
     crop_frame,
     list_frames,
+    read_rgb,
     resize_box,
 )
 from kitti_pipeline.data.labels import KITTI_CLASS_MAP, read_kitti_labels, study_class
@@ -60,11 +62,7 @@ class CropInput:
 
 def whole_image(path: Path, size: int, resize: str) -> CropInput:
     """A crop image file, resized to `size` as the crop stage resizes a box."""
-    try:
-        with Image.open(path) as opened:
-            image = opened.convert("RGB")
-    except OSError as err:
-        raise DatasetError(f"{path}: cannot read image ({err})") from None
+    image = read_rgb(path)
     return CropInput(resize_box(image, (0, 0, *image.size), size, resize), str(path))
 
 
@@ -92,21 +90,17 @@ def kitti_training_frames(
     for path in images:
         if path.stem not in labels:
             raise DatasetError(f"{path}: no label file {root / 'label_2' / path.stem}.txt")
-        with Image.open(path) as opened:
-            image = opened.convert("RGB")
+        image = read_rgb(path)
         for obj in read_kitti_labels(labels[path.stem]):
             name = study_class(obj.type, KITTI_CLASS_MAP)
             if name not in classes:
                 continue
-            box: Box = clip(obj.box, *image.size)
-            if min(box_size(box)) < min_box_size:
-                w, h = box_size(box)
-                detail = f"{w:.1f}x{h:.1f} px is below min_box_size {min_box_size}"
-                skips.append(Skip("small_box", str(labels[path.stem]), obj.line, detail))
-                continue
-            inputs.append(
-                CropInput(resize_box(image, box, size, resize), str(path), obj.line, name)
-            )
+            box = clip(obj.box, *image.size)
+            crop = crop_box(image, box, size, resize, min_box_size, labels[path.stem], obj.line)
+            if isinstance(crop, Skip):
+                skips.append(crop)
+            else:
+                inputs.append(CropInput(crop, str(path), obj.line, name))
     return inputs, skips
 
 

@@ -164,11 +164,10 @@ def crop_frame(
         The crops, and what was skipped.
     """
     try:
-        with Image.open(frame.image) as opened:
-            image = opened.convert("RGB")
-    except (OSError, UnidentifiedImageError) as err:
+        image = read_rgb(frame.image)
+    except DatasetError as err:
         if on_bad_input == "error":
-            raise DatasetError(f"{frame.image}: cannot read image ({err})") from None
+            raise
         return [], [Skip("unreadable_image", str(frame.image), None, str(err))]
     labels, errors = read_yolo_labels_lenient(frame.labels, len(classes), tolerance)
     if errors and on_bad_input == "error":
@@ -177,21 +176,14 @@ def crop_frame(
     crops = []
     for label in labels:
         box = clip(denormalise(label.cx, label.cy, label.w, label.h, *image.size), *image.size)
-        w, h = box_size(box)
-        if min(w, h) < min_box_size:
-            skips.append(
-                Skip(
-                    "small_box",
-                    str(frame.labels),
-                    label.line,
-                    f"{w:.1f}x{h:.1f} px is below min_box_size {min_box_size}",
-                )
-            )
+        crop = crop_box(image, box, image_size, resize, min_box_size, frame.labels, label.line)
+        if isinstance(crop, Skip):
+            skips.append(crop)
             continue
         crops.append(
             Crop(
                 name=f"{frame.stem}_{label.line:03d}.png",
-                image=resize_box(image, box, image_size, resize),
+                image=crop,
                 class_name=classes[label.class_id],
                 class_id=label.class_id,
                 frame=frame.stem,
@@ -200,6 +192,37 @@ def crop_frame(
             )
         )
     return crops, skips
+
+
+def read_rgb(path: str | Path) -> Image.Image:
+    """An image file as RGB.
+
+    Raises:
+        DatasetError: naming the file, when it cannot be read as an image.
+    """
+    try:
+        with Image.open(path) as opened:
+            return opened.convert("RGB")
+    except (OSError, UnidentifiedImageError) as err:
+        raise DatasetError(f"{path}: cannot read image ({err})") from None
+
+
+def crop_box(
+    image: Image.Image,
+    box: Box,
+    size: int,
+    resize: str,
+    min_box_size: float,
+    labels: str | Path,
+    line: int,
+) -> Image.Image | Skip:
+    """The crop of a clipped pixel `box` (`resize_box`), or a `small_box` skip naming the label
+    file and line when its width or height is below `min_box_size` pixels."""
+    w, h = box_size(box)
+    if min(w, h) < min_box_size:
+        detail = f"{w:.1f}x{h:.1f} px is below min_box_size {min_box_size}"
+        return Skip("small_box", str(labels), line, detail)
+    return resize_box(image, box, size, resize)
 
 
 def resize_box(image: Image.Image, box: Box, size: int, mode: str) -> Image.Image:

@@ -110,12 +110,13 @@ def split_rows(
     Raises:
         ValueError: when `drives` lacks a frame of the manifest.
     """
+    if drives is not None:
+        missing = sorted({r["frame"] for r in rows} - drives.keys())
+        if missing:
+            raise ValueError(
+                f"{DRIVES_FILE} names no drive for {len(missing)} frames, e.g. {missing[0]}"
+            )
     group = (lambda frame: frame) if drives is None else drives.__getitem__
-    missing = sorted({r["frame"] for r in rows} - set(drives or {})) if drives else []
-    if missing:
-        raise ValueError(
-            f"{DRIVES_FILE} names no drive for {len(missing)} frames, e.g. {missing[0]}"
-        )
     group_classes = defaultdict(list)
     for row in rows:
         group_classes[group(row["frame"])].append(row["class"])

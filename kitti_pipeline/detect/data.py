@@ -248,7 +248,7 @@ def read_frame_split(path: str | Path, frames: str | Path) -> dict[str, list[str
     """Split name -> the frames of a frame split file (`data.splits.frame_split`), in order.
 
     Raises:
-        ValueError: naming the file, for a header other than `frame,split,reason`, a split
+        ValueError: naming the file, for a header other than `FRAME_SPLIT_FIELDS`, a split
             name it does not know, or a frame with no image in `frames`.
     """
     path, images = Path(path), Path(frames) / "images"
