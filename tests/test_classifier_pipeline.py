@@ -231,12 +231,8 @@ def test_a_new_crop_size_retrains_and_an_old_model_is_refused(stage, params_file
     )
     stage(
         "split",
-        "--params",
-        params_file,
-        "--crops",
-        tmp_path / "crops",
-        "--out",
-        tmp_path / "split.csv",
+        *("--params", params_file, "--crops", tmp_path / "crops", "--frames", tmp_path / "frames"),
+        *("--out", tmp_path / "split.csv", "--frame-split", tmp_path / "frame_split.csv"),
     )
     assert (tmp_path / "split.csv").read_bytes() == split  # what the old resume key looked at
     capsys.readouterr()
