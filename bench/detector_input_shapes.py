@@ -53,7 +53,7 @@ def run_variant(work: Path, raw: dict, frames: str) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     params = work / "params.yaml"
     params.write_text(yaml.safe_dump(raw))
-    split = ROOT / "data/split.csv"
+    split = ROOT / "data/frame_split.csv"
     stage(
         "detector_anchors",
         params,

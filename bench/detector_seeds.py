@@ -10,7 +10,8 @@ weights), on the demo's frames and split, and are evaluated as the pipeline eval
     python bench/detector_seeds.py --seeds 0 1 2
 
 `--params` and `--split` run it on other params and another split of the same frames (one made by
-`python stages/split.py --params P --crops data/crops --out S`); both runs still train from
+`python stages/split.py --params P --crops data/crops --frames data/synthetic --out S.csv
+--frame-split S`); both runs still train from
 data/detector.cfg, whose anchors come from the demo's split under `detector.anchors: dataset`. It
 prints, per evaluated epoch, each seed's val AP@0.5 of both runs and their mean difference over
 seeds with a 95% t-interval (seeds the unit); and on test, transfer - scratch at the best
@@ -59,7 +60,11 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     parser.add_argument("--work", default="/tmp/detector_seeds", help="scratch folder")
     parser.add_argument("--params", default=str(ROOT / "params.yaml"))
-    parser.add_argument("--split", default=str(ROOT / "data/split.csv"), help="of data/crops")
+    parser.add_argument(
+        "--split",
+        default=str(ROOT / "data/frame_split.csv"),
+        help="a frame split (the split stage's --frame-split)",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench/results/detector_seeds.json"))
     args = parser.parse_args()
     if len(args.seeds) < 2:

@@ -41,7 +41,7 @@ def train_and_score(
     run: str,
     init: Path | None,
     seed: int = 0,
-    split: Path = ROOT / "data/split.csv",
+    split: Path = ROOT / "data/frame_split.csv",
 ) -> dict:
     """One run trained from `seed` on the frames of `split` and evaluated in `work`: seconds
     and val AP@0.5 per evaluated epoch; its test matches in `work/matches/<run>-s<seed>.json`."""
