@@ -147,3 +147,15 @@ def test_a_drive_goes_to_one_split_whole():
     }
     with pytest.raises(ValueError, match="drives.csv names no drive for 1 frames, e.g. 000005"):
         split_rows(rows, CLASSES, cfg, {k: v for k, v in drives.items() if k != "000005"})
+
+
+def test_a_split_size_is_a_count_or_a_share_of_the_crops():
+    """Of 239 crops: 0.545 is 130.3, rounded to 130; 0.167 is 39.9, 40; a count stays as it is."""
+    cfg = SplitParams(seed=0, train_crops=0.545, val_crops=0.167, test_crops=None)
+    assert cfg.counts(239) == (130, 40, None)
+    assert SplitParams(0, 130, 40, 0.25).counts(239) == (130, 40, 60)
+    with pytest.raises(ValueError, match=r"split.val_crops: 1.5 is neither a crop count"):
+        SplitParams(0, 130, 1.5, None).counts(239)
+    rows = [{"frame": f"{i:06d}", "class": "Car"} for i in range(10)]
+    split = split_rows(rows, CLASSES, SplitParams(0, 0.6, 0.2, None))
+    assert Counter(r["split"] for r in split) == {"train": 6, "val": 2, "test": 2}

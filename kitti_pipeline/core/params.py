@@ -73,13 +73,33 @@ class CropParams:
 class SplitParams:
     """Leak-free train/val/test split of the crops (stage `split`).
 
-    Sizes are crop counts; `test_crops: null` gives the test split every crop left over.
+    A size is a crop count (an integer) or a share of all the crops (a number between 0 and 1,
+    rounded to a count); `test_crops: null` gives the test split every crop left over.
     """
 
     seed: int
-    train_crops: int
-    val_crops: int
-    test_crops: int | None
+    train_crops: int | float
+    val_crops: int | float
+    test_crops: int | float | None
+
+    def counts(self, total: int) -> tuple[int, int, int | None]:
+        """The train, val and test crop counts asked for, of `total` crops.
+
+        Raises:
+            ValueError: naming the key of a share that is not between 0 and 1.
+        """
+        out = []
+        for name in ("train_crops", "val_crops", "test_crops"):
+            size = getattr(self, name)
+            if isinstance(size, float):
+                if not 0 < size < 1:
+                    raise ValueError(
+                        f"split.{name}: {size} is neither a crop count (an integer) nor a share "
+                        "of the crops between 0 and 1"
+                    )
+                size = round(size * total)
+            out.append(size)
+        return tuple(out)
 
 
 @dataclass(frozen=True)

@@ -120,9 +120,7 @@ def split_rows(
     group_classes = defaultdict(list)
     for row in rows:
         group_classes[group(row["frame"])].append(row["class"])
-    assignment = split_frames(
-        dict(group_classes), classes, cfg.train_crops, cfg.val_crops, cfg.test_crops, cfg.seed
-    )
+    assignment = split_frames(dict(group_classes), classes, *cfg.counts(len(rows)), cfg.seed)
     return [{**r, "split": assignment[group(r["frame"])]} for r in rows]
 
 
