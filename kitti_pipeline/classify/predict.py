@@ -38,7 +38,6 @@ from kitti_pipeline.data.boxes import clip
 from kitti_pipeline.data.crops import (
     IMAGE_SUFFIXES,
     SKIP_FIELDS,
-    DatasetError,
     Skip,
     check_classes,
     crop_box,
@@ -48,6 +47,7 @@ from kitti_pipeline.data.crops import (
     resize_box,
 )
 from kitti_pipeline.data.labels import KITTI_CLASS_MAP, read_kitti_labels, study_class
+from kitti_pipeline.data.subset import kitti_frames
 
 
 @dataclass(frozen=True)
@@ -83,20 +83,21 @@ def study_frames(
 def kitti_training_frames(
     root: Path, classes: tuple[str, ...], size: int, resize: str, min_box_size: float
 ) -> tuple[list[CropInput], list[Skip]]:
-    """Every object of a KITTI `training/` folder whose type maps to one of `classes`."""
-    labels = {p.stem: p for p in sorted((root / "label_2").glob("*.txt"))}
-    images = sorted(p for p in (root / "image_2").iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    inputs, skips = [], []
-    for path in images:
-        if path.stem not in labels:
-            raise DatasetError(f"{path}: no label file {root / 'label_2' / path.stem}.txt")
+    """Every object of a KITTI `training/` folder whose type maps to one of `classes`.
+
+    Raises:
+        DatasetError: naming an image without a label file or a label file without an image.
+    """
+    pairs, inputs, skips = kitti_frames(root), [], []
+    for stem in sorted(pairs):
+        path, label = pairs[stem]
         image = read_rgb(path)
-        for obj in read_kitti_labels(labels[path.stem]):
+        for obj in read_kitti_labels(label):
             name = study_class(obj.type, KITTI_CLASS_MAP)
             if name not in classes:
                 continue
             box = clip(obj.box, *image.size)
-            crop = crop_box(image, box, size, resize, min_box_size, labels[path.stem], obj.line)
+            crop = crop_box(image, box, size, resize, min_box_size, label, obj.line)
             if isinstance(crop, Skip):
                 skips.append(crop)
             else:
