@@ -83,7 +83,7 @@ def ours(arch, regime, root, rows, device, epochs, batch_size):
     if device.type == "cuda":
         model.to(memory_format=torch.channels_last)
     cfg = FitConfig(
-        "adam", 1e-4, batch_size, epochs, augment=True, cache_frozen_features=True, amp=True
+        "adam", 1e-4, batch_size, epochs, augment=("flip",), cache_frozen_features=True, amp=True
     )
     val = (images[:batch_size], labels[:batch_size])
     fit(model, regime, (images, labels), val, cfg, seed=0, description=f"{arch} {regime}")

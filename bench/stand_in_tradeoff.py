@@ -61,7 +61,7 @@ def arm_predictions(arch, regime, backbone, sets, train, classes, device, steps=
         train["epochs"]
         if steps is None
         else round(steps / (len(sets["train"][1]) / train["batch_size"])),
-        train["augment"],
+        tuple(train["augment"]),
         train["cache_frozen_features"],
         train["amp"],
     )

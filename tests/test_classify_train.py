@@ -11,7 +11,7 @@ CFG = FitConfig(
     lr=1e-3,
     batch_size=8,
     epochs=3,
-    augment=True,
+    augment=("flip",),
     cache_frozen_features=False,
     amp=False,
 )

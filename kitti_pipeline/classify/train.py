@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from rich.progress import Progress
 from torch import nn
@@ -43,6 +44,7 @@ from kitti_pipeline.core.distributed import SINGLE, World
 from kitti_pipeline.core.files import read_csv, sha256_file
 from kitti_pipeline.core.params import CONTROL, ClassifierTrainParams, params_to_dict
 from kitti_pipeline.core.resumable import Resumable, epoch_generator, tensor_digest
+from kitti_pipeline.core.schedule import schedule_factor
 from kitti_pipeline.core.version import code_hash, code_version
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -58,9 +60,12 @@ class FitConfig:
     lr: float
     batch_size: int
     epochs: int
-    augment: bool
+    augment: tuple[str, ...]
     cache_frozen_features: bool
     amp: bool
+    schedule: str = "constant"
+    balance: str = "none"
+    label_smoothing: float = 0.0
 
 
 def load_crops(crops_dir: str | Path, rows: list[dict], classes: tuple[str, ...]):
@@ -94,6 +99,63 @@ def normalise_images(images: torch.Tensor) -> torch.Tensor:
     if images.device.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
     return x
+
+
+# The `crop` augmentation's share of the crop's area, and the `colour` one's factor range.
+CROP_AREA = (0.64, 1.0)
+COLOUR_RANGE = 0.3
+
+
+def class_weights(labels: torch.Tensor, classes: int) -> torch.Tensor:
+    """n / (K * count) per class (scikit-learn's "balanced"); an absent class weighs 0."""
+    counts = torch.bincount(labels.cpu(), minlength=classes).double()
+    weights = torch.where(counts > 0, len(labels) / (classes * counts.clamp(min=1)), 0.0)
+    return weights.float()
+
+
+def epoch_order(labels: torch.Tensor, balance: str, generator: torch.Generator) -> torch.Tensor:
+    """The crops an epoch visits, in order: a permutation, or with `balance: sampler` as many
+    draws with replacement, each class drawn as often as any other on average."""
+    n = len(labels)
+    if balance != "sampler":
+        return torch.randperm(n, generator=generator)
+    per_crop = class_weights(labels, int(labels.max()) + 1)[labels.cpu()].double()
+    return torch.multinomial(per_crop, n, replacement=True, generator=generator)
+
+
+def draw_jitter(n: int, augment: tuple[str, ...], generator: torch.Generator) -> dict:
+    """Each crop's `crop` box (area share, x and y of its corner as shares of the room left) and
+    `colour` factors (brightness, contrast, saturation) for one epoch, drawn after the flips."""
+    out = {}
+    if "crop" in augment:
+        low, high = CROP_AREA
+        area = low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+        out["crop"] = torch.stack([area.sqrt(), *torch.rand(2, n, generator=generator)], 1)
+    if "colour" in augment:
+        out["colour"] = 1 + COLOUR_RANGE * (2 * torch.rand(n, 3, generator=generator) - 1)
+    return out
+
+
+def jitter_images(images: torch.Tensor, jitter: dict, index: torch.Tensor) -> torch.Tensor:
+    """uint8 crops with their drawn `crop` and `colour` jitter (`draw_jitter`), through
+    torchvision's functional transforms, one crop at a time."""
+    if not jitter:
+        return images
+    size = images.shape[-1]
+    out = []
+    for image, i in zip(images, index.tolist(), strict=True):
+        if "crop" in jitter:
+            side_share, x, y = jitter["crop"][i].tolist()
+            side = max(1, round(size * side_share))
+            top, left = round(y * (size - side)), round(x * (size - side))
+            image = TF.resized_crop(image, top, left, side, side, [size, size], antialias=True)
+        if "colour" in jitter:
+            brightness, contrast, saturation = jitter["colour"][i].tolist()
+            image = TF.adjust_brightness(image, brightness)
+            image = TF.adjust_contrast(image, contrast)
+            image = TF.adjust_saturation(image, saturation)
+        out.append(image)
+    return torch.stack(out)
 
 
 def make_optimizer(name: str, params, lr: float) -> torch.optim.Optimizer:
@@ -178,25 +240,33 @@ def fit(
             torch.cuda.set_rng_state(resume["cuda_rng"])
         history, start = list(resume["history"]), resume["epoch"] + 1
 
-    cached = regime == "frozen" and cfg.cache_frozen_features
+    flip = "flip" in cfg.augment
+    # The frozen backbone is a fixed function: its features of each crop and of its mirror
+    # image are all a flip-augmented head ever sees, unless crops or colours are jittered.
+    cached = regime == "frozen" and cfg.cache_frozen_features and set(cfg.augment) <= {"flip"}
     if cached:
-        # The frozen backbone is a fixed function: its features of each crop and of its mirror
-        # image are all a flip-augmented head ever sees.
         feats = extract_features(model, train[0], cfg.amp)
-        feats_flipped = extract_features(model, train[0].flip(-1), cfg.amp) if cfg.augment else None
+        feats_flipped = extract_features(model, train[0].flip(-1), cfg.amp) if flip else None
         val_feats = extract_features(model, val[0], cfg.amp)
 
     # DDP all-reduces the gradients of whichever module the forward pass goes through.
     net = world.wrap(head(model) if cached else model)
     n = len(train[1])
+    loss_weights = None
+    if cfg.balance == "loss":
+        classes = [m for m in head(model).modules() if isinstance(m, nn.Linear)][-1].out_features
+        loss_weights = class_weights(train[1], classes).to(device)
     with Progress(transient=True, disable=not world.main) as progress:
         for epoch in range(start, cfg.epochs + 1):
             task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
             generator = epoch_generator(seed, epoch)
             # Drawn on the CPU (the same on every device), moved once: the steps then index on
             # the device and never wait for it. Sums stay there until the epoch ends.
-            order = torch.randperm(n, generator=generator).to(device)
-            flips = (torch.rand(n, generator=generator) < 0.5).to(device) if cfg.augment else None
+            order = epoch_order(train[1], cfg.balance, generator).to(device)
+            flips = (torch.rand(n, generator=generator) < 0.5).to(device) if flip else None
+            jitter = draw_jitter(n, cfg.augment, generator)
+            for group in optimizer.param_groups:
+                group["lr"] = cfg.lr * schedule_factor(cfg.schedule, (epoch - 1) / cfg.epochs)
             set_train_mode(model, regime)
             total_loss = torch.zeros((), dtype=torch.float64, device=device)
             correct = torch.zeros((), dtype=torch.int64, device=device)
@@ -214,8 +284,15 @@ def fit(
                         if flips is not None:
                             mask = flips[mine].view(-1, 1, 1, 1)
                             images = torch.where(mask, images.flip(-1), images)
+                        images = jitter_images(images, jitter, mine)
                         logits = net(normalise_images(images))
-                    loss = F.cross_entropy(logits.float(), labels) * weight
+                    loss = F.cross_entropy(
+                        logits.float(),
+                        labels,
+                        weight=loss_weights,
+                        label_smoothing=cfg.label_smoothing,
+                    )
+                    loss = loss * weight
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
                 scaler.step(optimizer)
@@ -360,6 +437,9 @@ def train_classifier(
         cfg.augment,
         cfg.cache_frozen_features,
         cfg.amp,
+        cfg.schedule,
+        cfg.balance,
+        cfg.label_smoothing,
     )
     on_epoch = resumable.save if world.main else None
     began = time.perf_counter()

@@ -158,13 +158,19 @@ class ClassifierTrainParams:
     lr: float
     batch_size: int
     epochs: int
-    augment: bool
+    augment: tuple[Literal["flip", "crop", "colour"], ...]
     cache_frozen_features: bool
     device: Literal["auto", "cpu", "cuda"]
     amp: bool
     # The frozen regimes' epochs (only the head trains); None: `epochs`. On a few hundred crops
     # the study's 20 epochs are a tenth of the head's 3,750 steps on its 1,500 crops.
     head_epochs: int | None = None
+    # `constant` (the study's), `step` or `cosine` over the epochs (`core.schedule`).
+    schedule: Literal["constant", "step", "cosine"] = "constant"
+    # `none` (the study's); `sampler`: each epoch draws its crops with probability inversely
+    # proportional to their class's count; `loss`: cross-entropy weighted by n / (K * count).
+    balance: Literal["none", "sampler", "loss"] = "none"
+    label_smoothing: float = 0.0
 
     def epochs_of(self, regime: str) -> int:
         """The epochs a regime (`REGIMES`, or the control) trains for."""
@@ -251,6 +257,8 @@ class DetectorTrainParams:
     device: Literal["auto", "cpu", "cuda"]
     amp: bool
     compile: bool | Literal["auto"]
+    # After the burn-in: `constant` (the demo's), `step` (Darknet's steps policy) or `cosine`.
+    schedule: Literal["constant", "step", "cosine"] = "constant"
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
-"""The detector's optimizer, its Darknet learning-rate burn-in, and the divergence check."""
+"""The detector's optimizer, its Darknet learning rate (burn-in, then a schedule), and the
+divergence check."""
 
 from __future__ import annotations
 
 import torch
 
 from kitti_pipeline.core.params import DetectorTrainParams
+from kitti_pipeline.core.schedule import schedule_factor
 
 
 def burn_in_lr(lr: float, step: int, steps: int, power: float) -> float:
@@ -15,6 +17,17 @@ def burn_in_lr(lr: float, step: int, steps: int, power: float) -> float:
     """
     done = step + 1
     return lr * (done / steps) ** power if done < steps else lr
+
+
+def step_lr(
+    lr: float, step: int, warmup: int, power: float, schedule: str = "constant", total: int = 1
+) -> float:
+    """The learning rate of step `step` of `total`: the burn-in (`burn_in_lr`), then `schedule`
+    (`core.schedule`) over the whole run, as Darknet's `get_current_rate` runs its policy once
+    the burn-in is over."""
+    if step + 1 < warmup:
+        return burn_in_lr(lr, step, warmup, power)
+    return lr * schedule_factor(schedule, step / total)
 
 
 def make_detector_optimizer(model: torch.nn.Module, cfg: DetectorTrainParams, fused: bool = False):

@@ -10,6 +10,7 @@ Every evaluation scores the val frames as `evaluate_detector` scores the test fr
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -26,7 +27,7 @@ from kitti_pipeline.detect.data import DARKNET_FILL, DetectionSet
 from kitti_pipeline.detect.matching import rank_matches
 from kitti_pipeline.detect.metrics import average_precision
 from kitti_pipeline.detect.model_files import best_row
-from kitti_pipeline.detect.optim import burn_in_lr, check_finite, make_detector_optimizer
+from kitti_pipeline.detect.optim import check_finite, make_detector_optimizer, step_lr
 from kitti_pipeline.detect.predict import CPU_BF16, as_input, score_detections
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
 
@@ -57,11 +58,15 @@ def train_one_epoch(
     warmup_power: float = 1.0,
     small_box_scale: bool = False,
     loss_fn: Callable[..., dict[str, torch.Tensor]] | None = None,
+    schedule: str = "constant",
+    total_steps: int = 1,
 ) -> tuple[dict[str, float], int]:
     """One pass over `data`.
 
     Args:
-        warmup_steps, warmup_power: The learning rate's burn-in (`burn_in_lr`).
+        warmup_steps, warmup_power: The learning rate's burn-in (`optim.burn_in_lr`).
+        schedule, total_steps: Its schedule after the burn-in, over the run's steps
+            (`optim.step_lr`).
         ignore_iou: The loss's; None: each scale's own (the cfg's `ignore_thresh`).
         small_box_scale: The loss's 2 - w * h weight on box terms.
         augment: Mirror a random half of the frames.
@@ -86,7 +91,7 @@ def train_one_epoch(
     batches, checked = 0, step
     for batch in order.split(batch_size):
         for group in optimizer.param_groups:
-            group["lr"] = burn_in_lr(lr, step, warmup_steps, warmup_power)
+            group["lr"] = step_lr(lr, step, warmup_steps, warmup_power, schedule, total_steps)
         mine, weight = world.shard(batch)
         images, targets = flip_batch(
             data.images[mine], [data.targets[i] for i in mine], flips[mine]
@@ -267,6 +272,8 @@ def fit_detector(
                 warmup_power=cfg.warmup_power,
                 small_box_scale=cfg.small_box_scale,
                 loss_fn=loss_fn,
+                schedule=cfg.schedule,
+                total_steps=cfg.epochs * math.ceil(n / cfg.batch_size),
             )
             progress.remove_task(task)
             if not world.main:

@@ -142,7 +142,7 @@ def pretrain_classifier(
         lr=lr,
         batch_size=batch_size,
         epochs=epochs,
-        augment=True,
+        augment=("flip",),
         cache_frozen_features=False,
         amp=amp,
     )
