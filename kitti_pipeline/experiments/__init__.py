@@ -1,0 +1,1 @@
+"""Experiments across revisions: paired differences (`diff`) and the grid of variants (`grid`)."""
