@@ -9,7 +9,7 @@ from sklearn.metrics import f1_score, recall_score
 from kitti_pipeline.detect.matching import matches_to_dict, rank_matches
 from kitti_pipeline.experiments.diff import Side, diff_sides, markdown
 
-from .reference_metrics import ap_loop, thresholded_loop
+from .reference_metrics import thresholded_loop
 from .test_detect_bootstrap import random_frames
 
 CLASSES = ("Car", "Person", "Cyclist")
@@ -29,21 +29,23 @@ def classifier_figures(y_true, y_pred):
     return out
 
 
-def coco_ap_loop(hits_by_iou, n):
-    """COCO's AP@[.5:.95]: at each IoU threshold, the precision envelope read at recall
-    0, 0.01, ..., 1, averaged; then averaged over the thresholds."""
-    total = 0.0
-    for hits in hits_by_iou:
-        tp = np.cumsum(hits)
-        recall = tp / n if n else np.zeros(len(hits))
-        precision = tp / np.arange(1, len(hits) + 1)
-        envelope = [max(precision[k:]) for k in range(len(hits))]
-        points = []
-        for level in np.linspace(0, 1, 101):
-            reached = [k for k in range(len(hits)) if recall[k] >= level]
-            points.append(envelope[reached[0]] if reached else 0.0)
-        total += np.mean(points)
-    return total / len(hits_by_iou)
+def envelope_ap(hits, n, levels=None):
+    """AP of ranked hits from the precision envelope (the best precision at each rank or
+    below it): all-point (the sum over hits of recall gained times the envelope), or read at
+    recall `levels` as COCO reads it (0 past the last recall reached)."""
+    hits = np.asarray(hits, dtype=float)
+    if not len(hits) or not n:
+        return 0.0
+    tp = np.cumsum(hits)
+    recall, precision = tp / n, tp / np.arange(1, len(hits) + 1)
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    if levels is None:
+        return float(np.sum(hits / n * envelope))
+    reached = np.searchsorted(recall, levels, side="left")
+    return float(np.mean([envelope[k] if k < len(hits) else 0.0 for k in reached]))
+
+
+COCO_RECALLS = np.linspace(0, 1, 101)
 
 
 def detector_figures(best, draw, conf):
@@ -61,10 +63,11 @@ def detector_figures(best, draw, conf):
         n = sum(c * t for c, t in zip(draw, data["truths"], strict=True))
         if key == "AP50":
             ranked = hits[picks][order]
-            figures["AP50"] = ap_loop(ranked, n)
+            figures["AP50"] = envelope_ap(ranked, n)
             figures["F1"] = thresholded_loop(scores[order], ranked, n, conf)[2]
         else:
-            figures["AP50_95"] = coco_ap_loop(hits[:, picks][:, order], n)
+            ranked = hits[:, picks][:, order]
+            figures["AP50_95"] = np.mean([envelope_ap(h, n, COCO_RECALLS) for h in ranked])
     return figures
 
 

@@ -24,6 +24,7 @@ LAYERS = {
     "detect": {"core", "data"},
     "pretrain": {"core", "data", "classify", "detect"},
     "report": {"core", "data"},
+    "experiments": {"core", "classify", "detect"},
 }
 
 

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import ARMS, Params
+from kitti_pipeline.report.answers import answers_section
 from kitti_pipeline.report.figures import loss_curves_figure, metric_by_epoch_figure
 from kitti_pipeline.report.tables import (
     ARCH_NAMES,
@@ -55,6 +56,7 @@ class ReportInputs:
     detector_comparison: Path  # metrics/detector_comparison.json
     detector_histories: Path  # plots/detector/history/<run>.csv
     pictures: Path  # plots/detector/pictures/*.png
+    grid: Path  # experiments/results/questions.json, when `kitti-grid` has collected it
 
 
 def compose_report(
@@ -214,6 +216,8 @@ def compose_report(
     ]
     for picture in sorted(inputs.pictures.glob("*.png")):
         out += [link(picture, f"detections on {picture.stem}"), ""]
+    grid = json.loads(inputs.grid.read_text()) if inputs.grid.is_file() else None
+    out += answers_section(grid, profile)
     return "\n".join(out), figures
 
 

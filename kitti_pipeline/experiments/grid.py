@@ -1,0 +1,257 @@
+"""`kitti-grid`: a file of variants, queued as DVC experiments, run, and collected through
+`kitti-diff` against the baseline.
+
+A grid file (`experiments/questions.yaml`) names each variant and the params it sets:
+
+    variants:
+      balanced-sampler:
+        classifier.train.balance: sampler
+      detector-sgd:
+        detector.train.optimizer: sgd
+        detector.train.lr: 0.001
+
+`kitti-grid run FILE -j N` queues one `dvc exp run --queue -n <variant> -S key=value ...` per
+variant on top of HEAD (the baseline: its `dvc.lock` must be current, so that each experiment
+reruns only the stages its params reach), starts `dvc queue start -j N`, waits for the queue, and
+collects. `kitti-grid collect FILE` collects the finished experiments again. The collection
+(`experiments/results/<grid>.json` and `.md`) holds each variant's B - A against the baseline with
+its paired interval, for the study its params reach: the classifier's arms (mCA, mF1, Cyclist
+accuracy) or the detector's runs (AP@0.5, F1, AP@[.5:.95]).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from kitti_pipeline.core.cli import run_cli
+from kitti_pipeline.core.files import write_json, write_text
+from kitti_pipeline.core.profiles import describe_profile
+from kitti_pipeline.experiments.diff import diff_revisions, revision_reader
+
+RESULTS = Path("experiments/results")
+CLASSIFIER_COLUMNS = ("mCA", "mF1", "acc_Cyclist")
+DETECTOR_COLUMNS = ("AP50", "F1", "AP50_95")
+# `dvc queue status` rows of tasks still to finish.
+PENDING = ("Queued", "Running")
+
+
+def read_grid(path: str | Path) -> dict[str, dict[str, object]]:
+    """The variants of a grid file: name -> {dotted param: value}.
+
+    Raises:
+        ValueError: naming the file and the variant when the file is not a mapping of
+            `variants`, a name is not a valid experiment name, or a variant sets no param.
+    """
+    path = Path(path)
+    raw = yaml.safe_load(path.read_text())
+    variants = raw.get("variants") if isinstance(raw, dict) else None
+    if not isinstance(variants, dict) or not variants:
+        raise ValueError(f"{path}: expected a mapping 'variants' of name -> params")
+    for name, params in variants.items():
+        if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+            raise ValueError(f"{path}: variant {name!r}: use letters, digits, - and _ only")
+        if not isinstance(params, dict) or not params:
+            raise ValueError(f"{path}: variant {name!r}: expected a mapping of params it sets")
+        for key in params:
+            if key.split(".")[0] not in ("classifier", "detector", "crop", "split", "data"):
+                raise ValueError(f"{path}: variant {name!r}: {key!r} is not a params key")
+    return variants
+
+
+def set_args(params: dict[str, object]) -> list[str]:
+    """`-S key=value` arguments, each value as YAML writes it (lists in flow style)."""
+    out = []
+    for key, value in params.items():
+        text = yaml.safe_dump(value, default_flow_style=True).strip()
+        text = text.removesuffix("...").strip()
+        out += ["-S", f"{key}={text}"]
+    return out
+
+
+def dvc(root: Path, *args: str) -> str:
+    """Run `dvc` in `root`: its output, or a ValueError with its message."""
+    done = subprocess.run(["dvc", *args], cwd=root, capture_output=True, text=True)
+    if done.returncode:
+        raise ValueError(f"dvc {' '.join(args)} failed: {(done.stderr or done.stdout).strip()}")
+    return done.stdout
+
+
+def git_head(root: Path) -> str:
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def queue(root: Path, variants: dict[str, dict]) -> None:
+    """Queue every variant on top of HEAD, replacing experiments of the same names there.
+
+    Raises:
+        ValueError: when HEAD's pipeline is not up to date (its experiments would rerun the
+            baseline's stages and be compared with outputs that do not match its params).
+    """
+    status = json.loads(dvc(root, "status", "--json"))
+    if status:
+        raise ValueError(
+            f"{root}: the pipeline is not up to date with HEAD ({', '.join(sorted(status))}): "
+            "run `dvc repro` and commit dvc.lock first"
+        )
+    existing = set(dvc(root, "exp", "list", "--name-only").split())
+    stale = sorted(existing & set(variants))
+    if stale:
+        dvc(root, "exp", "remove", *stale)
+    for name, params in variants.items():
+        dvc(root, "exp", "run", "--queue", "-n", name, *set_args(params))
+        print(f"queued {name}: {', '.join(f'{k}={v}' for k, v in params.items())}")
+
+
+def queue_states(root: Path) -> dict[str, str]:
+    """Each queued experiment's state in `dvc queue status`: name -> Queued, Running, Success,
+    Failed."""
+    states = {}
+    for line in dvc(root, "queue", "status").splitlines():
+        words = line.split()
+        for state in (*PENDING, "Success", "Failed"):
+            if state in words and len(words) >= 2:
+                states[words[1]] = state
+    return states
+
+
+def run_queue(root: Path, names: list[str], jobs: int, poll: float = 10.0) -> dict[str, str]:
+    """Start the queue's workers and wait until every named experiment has finished."""
+    dvc(root, "queue", "start", "-j", str(jobs))
+    began = time.monotonic()
+    while True:
+        states = queue_states(root)
+        pending = [n for n in names if states.get(n) in PENDING]
+        if not pending:
+            return {n: states.get(n, "Success") for n in names}
+        minutes = (time.monotonic() - began) / 60
+        print(f"{minutes:.0f} min: waiting for {', '.join(pending)}", flush=True)
+        time.sleep(poll)
+
+
+def collect(
+    root: Path, grid: Path, variants: dict[str, dict], resamples: int, baseline: str | None = None
+) -> dict:
+    """Each variant's difference from the baseline (the commit its experiment was queued on;
+    default HEAD), written to experiments/results/<grid>.json and .md.
+
+    A variant with no experiment (failed, or not run) is listed as missing, not dropped.
+    """
+    baseline = baseline or git_head(root)
+    existing = set(dvc(root, "exp", "list", baseline, "--name-only").split())
+    raw = yaml.safe_load(revision_reader(root, baseline)("params.yaml"))
+    out = {
+        "grid": grid.name,
+        "baseline": baseline,
+        "profile": describe_profile(raw, root / "profiles"),
+        "resamples": resamples,
+        "variants": {},
+    }
+    for name, params in variants.items():
+        entry = {"params": params}
+        if name not in existing:
+            entry["missing"] = "no experiment of this name on the baseline: see `dvc queue logs`"
+        else:
+            result = diff_revisions(root, baseline, name, resamples)
+            reach = studies_reached(params)
+            entry["rows"] = [r for r in result["rows"] if r["study"] in reach]
+            entry["paired"] = {s: result.get(f"{s}_paired") for s in ("classifier", "detector")}
+        out["variants"][name] = entry
+    folder = root / RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / f"{grid.stem}.json", out)
+    write_text(folder / f"{grid.stem}.md", grid_markdown(out))
+    return out
+
+
+def studies_reached(params: dict) -> set[str]:
+    """The studies a variant's params change: its own for `classifier.*` and `detector.*`
+    keys, both for the data's."""
+    sections = {key.split(".")[0] for key in params}
+    if sections <= {"classifier", "detector"}:
+        return sections
+    return {"classifier", "detector"}
+
+
+def cell(row: dict) -> str:
+    """B - A [low, high], bold when resolved."""
+    text = f"{row['difference']:+.3f} [{row['low']:+.3f}, {row['high']:+.3f}]"
+    return f"**{text}**" if row["resolved"] else text
+
+
+def grid_markdown(out: dict) -> str:
+    """One table per study: each variant's B - A on each run, with its 95% interval (bold:
+    resolved), and the baseline's value of each figure."""
+    lines = [
+        f"Variants of `{out['grid']}` against the baseline {out['baseline'][:7]}: B - A with "
+        f"its paired 95% interval ({out['resamples']} draws of the test frames and seeds); "
+        "bold where the interval excludes 0.",
+        "",
+    ]
+    for study, columns in (("classifier", CLASSIFIER_COLUMNS), ("detector", DETECTOR_COLUMNS)):
+        rows = [
+            (name, r)
+            for name, v in out["variants"].items()
+            for r in v.get("rows", [])
+            if r["study"] == study
+        ]
+        if not rows:
+            continue
+        table: dict[tuple[str, str], dict] = {}
+        for name, r in rows:
+            table.setdefault((name, r["run"]), {})[r["figure"]] = r
+        header = ["Variant", "Run", *(f"{c} (baseline)" for c in columns), *columns]
+        lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for (name, run), figures in table.items():
+            base = [f"{figures[c]['a']:.3f}" if c in figures else "" for c in columns]
+            change = [cell(figures[c]) if c in figures else "" for c in columns]
+            lines.append("| " + " | ".join([name, run, *base, *change]) + " |")
+        lines.append("")
+    missing = [f"- {name}: {v['missing']}" for name, v in out["variants"].items() if "missing" in v]
+    if missing:
+        lines += ["Not collected:", *missing, ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="kitti-grid",
+        description="Queue a grid file's variants as DVC experiments on HEAD, run them and "
+        "collect each one's paired difference from the baseline (kitti-diff).",
+    )
+    parser.add_argument("action", choices=("run", "queue", "collect"))
+    parser.add_argument("grid", type=Path, help="the grid file, e.g. experiments/questions.yaml")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="experiments run at once")
+    parser.add_argument("--only", default=None, help="comma-separated variants to run")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap draws")
+    parser.add_argument("--repo", type=Path, default=Path("."), help="the repository")
+    args = parser.parse_args(argv)
+    variants = read_grid(args.grid)
+    if args.only:
+        chosen = args.only.split(",")
+        unknown = sorted(set(chosen) - set(variants))
+        if unknown:
+            raise ValueError(f"{args.grid}: no variant {unknown[0]!r} (--only)")
+        variants = {name: variants[name] for name in chosen}
+    baseline = git_head(args.repo)  # the experiments' parent, whatever is committed meanwhile
+    if args.action in ("run", "queue"):
+        queue(args.repo, variants)
+    if args.action == "run":
+        states = run_queue(args.repo, list(variants), args.jobs)
+        failed = [n for n, s in states.items() if s == "Failed"]
+        if failed:
+            print(f"failed: {', '.join(failed)} (dvc queue logs <name>)")
+    if args.action in ("run", "collect"):
+        out = collect(args.repo, args.grid, variants, args.resamples, baseline)
+        print(grid_markdown(out))
+
+
+def cli() -> None:
+    run_cli(main)

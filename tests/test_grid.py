@@ -1,0 +1,134 @@
+"""The grid file, its `-S` arguments, its collected table and the report's answers section."""
+
+import pytest
+
+from kitti_pipeline.experiments.grid import (
+    grid_markdown,
+    read_grid,
+    set_args,
+    studies_reached,
+)
+from kitti_pipeline.report.answers import answers_section
+
+from .conftest import ROOT
+
+
+def test_the_shipped_grid_sets_only_known_params():
+    import yaml
+
+    from kitti_pipeline.core.params import params_from_dict
+
+    base = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, params in read_grid(ROOT / "experiments/questions.yaml").items():
+        raw = yaml.safe_load((ROOT / "params.yaml").read_text())
+        for key, value in params.items():
+            *parents, last = key.split(".")
+            node = raw
+            for part in parents:
+                node = node[part]
+            assert last in node, f"{name}: {key}"
+            node[last] = value
+        params_from_dict(raw, name)  # every value has the params' type
+        assert raw != base
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("- a\n", "expected a mapping 'variants'"),
+        ("variants: {}\n", "expected a mapping 'variants'"),
+        ("variants:\n  'a b': {classifier.train.lr: 1}\n", "letters, digits"),
+        ("variants:\n  a: 3\n", "'a': expected a mapping"),
+        ("variants:\n  a: {lr: 1}\n", "'lr' is not a params key"),
+    ],
+)
+def test_bad_grid_files_are_refused_by_name(tmp_path, text, message):
+    path = tmp_path / "grid.yaml"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as err:
+        read_grid(path)
+    assert str(path) in str(err.value)
+
+
+def test_set_args_write_values_as_dvc_reads_them():
+    params = {"classifier.train.augment": ["flip", "crop"], "detector.train.lr": 0.001}
+    assert set_args(params) == [
+        "-S",
+        "classifier.train.augment=[flip, crop]",
+        "-S",
+        "detector.train.lr=0.001",
+    ]
+    assert set_args({"classifier.train.balance": "loss"}) == ["-S", "classifier.train.balance=loss"]
+
+
+def test_a_variant_reaches_the_studies_of_its_params():
+    assert studies_reached({"classifier.train.lr": 1}) == {"classifier"}
+    assert studies_reached({"detector.train.lr": 1, "classifier.seeds": [0]}) == {
+        "classifier",
+        "detector",
+    }
+    assert studies_reached({"split.seed": 1}) == {"classifier", "detector"}
+
+
+def cell(run, figure, a, b, low, high, study="classifier"):
+    return {
+        "study": study,
+        "run": run,
+        "figure": figure,
+        "a": a,
+        "b": b,
+        "difference": b - a,
+        "low": low,
+        "high": high,
+        "resolved": low > 0 or high < 0,
+    }
+
+
+GRID = {
+    "grid": "questions.yaml",
+    "baseline": "0123456789abcdef",
+    "profile": "demo",
+    "resamples": 1000,
+    "variants": {
+        "balance-loss": {
+            "rows": [
+                cell("resnet18 scratch", "mCA", 0.80, 0.85, -0.01, 0.11),
+                cell("resnet18 scratch", "acc_Cyclist", 0.50, 0.70, 0.05, 0.35),
+                cell("mobilenet_v2 finetune", "mCA", 0.90, 0.95, 0.01, 0.09),
+                cell("mobilenet_v2 finetune", "acc_Cyclist", 0.60, 0.65, -0.10, 0.20),
+            ]
+        },
+        "detector-sgd": {
+            "rows": [
+                cell("transfer", "AP50", 0.60, 0.50, -0.2, -0.01, "detector"),
+                cell("scratch", "AP50", 0.40, 0.45, -0.02, 0.12, "detector"),
+            ]
+        },
+        "lr-cosine": {"missing": "no experiment"},
+    },
+}
+
+
+def test_answers_take_the_best_arm_and_say_what_is_resolved():
+    text = "\n".join(answers_section(GRID, "demo"))
+    assert "best arm is mobilenet_v2 finetune (test mCA 0.900)" in text
+    assert "| balance-loss | 0.900 -> 0.950 | +0.050 [+0.010, +0.090], resolved |" in text
+    assert "A resolved gain in mCA: balance-loss." in text
+    assert "Cyclist accuracy changed beyond the noise in resnet18 scratch of 2." in text
+    assert "| detector-sgd | 0.600 -> 0.500 | -0.100 [-0.200, -0.010], resolved |" in text
+    assert "No variant raised AP@0.5 beyond the noise" in text
+    assert "Not collected: lr-cosine." in text
+
+
+def test_answers_of_another_profile_are_not_shown():
+    text = "\n".join(answers_section(GRID, "real"))
+    assert "collected on profile `demo`" in text and "best arm" not in text
+    assert "kitti-grid run" in "\n".join(answers_section(None, "demo"))
+
+
+def test_the_collected_table_has_a_row_per_variant_and_run():
+    text = grid_markdown(GRID)
+    assert "| balance-loss | resnet18 scratch | 0.800 |  | 0.500 |" in text
+    assert "**+0.200 [+0.050, +0.350]**" in text  # resolved: bold
+    assert "| detector-sgd | transfer | 0.600 |" in text
+    assert "- lr-cosine: no experiment" in text
