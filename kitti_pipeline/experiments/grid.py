@@ -124,7 +124,16 @@ def queue_states(root: Path) -> dict[str, str]:
 
 def run_queue(root: Path, names: list[str], jobs: int, poll: float = 10.0) -> dict[str, str]:
     """Start the queue's workers and wait until every named experiment has finished."""
-    dvc(root, "queue", "start", "-j", str(jobs))
+    # The workers inherit the command's output: captured, `dvc queue start` would not return
+    # before the queue is empty.
+    started = subprocess.run(
+        ["dvc", "queue", "start", "-j", str(jobs)],
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    if started.returncode:
+        raise ValueError(f"dvc queue start -j {jobs} failed: run it yourself to see why")
     began = time.monotonic()
     while True:
         states = queue_states(root)
