@@ -64,12 +64,13 @@ def test_diff_of_two_revisions_then_a_grid_of_two_variants(tmp_path):
     run("dvc", "repro")
     run("git", "add", "-A")
     run("git", "commit", "-qm", "second")
+    second = run("git", "rev-parse", "HEAD").strip()
 
     printed = json.loads(
-        run(os.path.join(bin_dir, "kitti-diff"), first, "HEAD", "--json", "--resamples", "40")
+        run(os.path.join(bin_dir, "kitti-diff"), first, second, "--json", "--resamples", "40")
     )
     sides = []
-    for rev in (first, "HEAD"):
+    for rev in (first, second):
         run("git", "checkout", "-q", rev)
         run("dvc", "checkout", "-q")
         sides.append(side_from_checkout(repo, rev))

@@ -154,7 +154,7 @@ def collect(
     A variant with no experiment (failed, or not run) is listed as missing, not dropped.
     """
     baseline = baseline or git_head(root)
-    existing = set(dvc(root, "exp", "list", baseline, "--name-only").split())
+    existing = set(dvc(root, "exp", "list", "--rev", baseline, "--name-only").split())
     raw = yaml.safe_load(revision_reader(root, baseline)("params.yaml"))
     out = {
         "grid": grid.name,
@@ -241,7 +241,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", default=None, help="comma-separated variants to run")
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap draws")
     parser.add_argument("--repo", type=Path, default=Path("."), help="the repository")
+    parser.add_argument(
+        "--baseline", default=None, help="collect: the commit the variants were queued on (HEAD)"
+    )
     args = parser.parse_args(argv)
+    if args.baseline and args.action != "collect":
+        raise ValueError("--baseline is for collect: run and queue queue on HEAD")
     variants = read_grid(args.grid)
     if args.only:
         chosen = args.only.split(",")
@@ -249,7 +254,8 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             raise ValueError(f"{args.grid}: no variant {unknown[0]!r} (--only)")
         variants = {name: variants[name] for name in chosen}
-    baseline = git_head(args.repo)  # the experiments' parent, whatever is committed meanwhile
+    # The experiments' parent, whatever is committed meanwhile.
+    baseline = args.baseline or git_head(args.repo)
     if args.action in ("run", "queue"):
         queue(args.repo, variants)
     if args.action == "run":
