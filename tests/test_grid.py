@@ -132,3 +132,26 @@ def test_the_collected_table_has_a_row_per_variant_and_run():
     assert "**+0.200 [+0.050, +0.350]**" in text  # resolved: bold
     assert "| detector-sgd | transfer | 0.600 |" in text
     assert "- lr-cosine: no experiment" in text
+
+
+def test_experiments_are_found_on_the_commits_they_ran_on(tmp_path):
+    import subprocess
+
+    from kitti_pipeline.experiments.grid import experiment_baselines
+
+    def git(*args):
+        return subprocess.run(
+            ["git", *args], cwd=tmp_path, capture_output=True, text=True, check=True
+        ).stdout.strip()
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "a")
+    first = git("rev-parse", "HEAD")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "b")
+    second = git("rev-parse", "HEAD")
+    # DVC's layout: refs/exps/<commit[:2]>/<commit[2:]>/<name>, pointing at the experiment
+    for base, name in ((first, "lr-cosine"), (second, "lr-cosine"), (second, "balance-loss")):
+        git("update-ref", f"refs/exps/{base[:2]}/{base[2:]}/{name}", second)
+    git("update-ref", "refs/exps/celery/stash", second)  # the queue's, not an experiment
+    found = {name: sorted(commits) for name, commits in experiment_baselines(tmp_path).items()}
+    assert found == {"lr-cosine": sorted([first, second]), "balance-loss": [second]}

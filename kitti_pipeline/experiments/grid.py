@@ -145,33 +145,58 @@ def run_queue(root: Path, names: list[str], jobs: int, poll: float = 10.0) -> di
         time.sleep(poll)
 
 
+def experiment_baselines(root: Path) -> dict[str, list[str]]:
+    """Each experiment name -> the commits it was run on, from DVC's experiment refs
+    (`refs/exps/<commit[:2]>/<commit[2:]>/<name>`)."""
+    refs = subprocess.run(
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps/"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    out: dict[str, list[str]] = {}
+    for ref in refs:
+        parts = ref.split("/")
+        if len(parts) == 5 and len(parts[2] + parts[3]) == 40:
+            out.setdefault(parts[4], []).append(parts[2] + parts[3])
+    return out
+
+
 def collect(
     root: Path, grid: Path, variants: dict[str, dict], resamples: int, baseline: str | None = None
 ) -> dict:
-    """Each variant's difference from the baseline (the commit its experiment was queued on;
-    default HEAD), written to experiments/results/<grid>.json and .md.
+    """Each variant's difference from the commit its experiment ran on, written to
+    experiments/results/<grid>.json and .md.
 
-    A variant with no experiment (failed, or not run) is listed as missing, not dropped.
+    `baseline` (a commit) picks among experiments of one name run on several commits; without
+    it, HEAD's is taken, or the only one there is. A variant with no experiment (failed, or not
+    run) is listed as missing, not dropped.
     """
-    baseline = baseline or git_head(root)
-    existing = set(dvc(root, "exp", "list", "--rev", baseline, "--name-only").split())
-    raw = yaml.safe_load(revision_reader(root, baseline)("params.yaml"))
+    head = git_head(root)
+    preferred = baseline or head
+    runs = experiment_baselines(root)
+    raw = yaml.safe_load(revision_reader(root, preferred)("params.yaml"))
     out = {
         "grid": grid.name,
-        "baseline": baseline,
+        "baseline": preferred,
         "profile": describe_profile(raw, root / "profiles"),
         "resamples": resamples,
         "variants": {},
     }
     for name, params in variants.items():
         entry = {"params": params}
-        if name not in existing:
-            entry["missing"] = "no experiment of this name on the baseline: see `dvc queue logs`"
-        else:
-            result = diff_revisions(root, baseline, name, resamples)
+        commits = runs.get(name, [])
+        if preferred in commits or (not baseline and len(commits) == 1):
+            entry["baseline"] = preferred if preferred in commits else commits[0]
+            result = diff_revisions(root, entry["baseline"], name, resamples)
             reach = studies_reached(params)
             entry["rows"] = [r for r in result["rows"] if r["study"] in reach]
             entry["paired"] = {s: result.get(f"{s}_paired") for s in ("classifier", "detector")}
+        elif commits:
+            entry["missing"] = f"run on {len(commits)} other commits: collect with --baseline"
+        else:
+            entry["missing"] = "no experiment of this name: see `dvc queue logs`"
         out["variants"][name] = entry
     folder = root / RESULTS
     folder.mkdir(parents=True, exist_ok=True)
@@ -223,6 +248,9 @@ def grid_markdown(out: dict) -> str:
             change = [cell(figures[c]) if c in figures else "" for c in columns]
             lines.append("| " + " | ".join([name, run, *base, *change]) + " |")
         lines.append("")
+    ran_on = {name: v["baseline"][:7] for name, v in out["variants"].items() if "baseline" in v}
+    if set(ran_on.values()) - {out["baseline"][:7]}:
+        lines += ["Run on: " + ", ".join(f"{n} {c}" for n, c in ran_on.items()) + ".", ""]
     missing = [f"- {name}: {v['missing']}" for name, v in out["variants"].items() if "missing" in v]
     if missing:
         lines += ["Not collected:", *missing, ""]
@@ -254,8 +282,8 @@ def main(argv: list[str] | None = None) -> None:
         if unknown:
             raise ValueError(f"{args.grid}: no variant {unknown[0]!r} (--only)")
         variants = {name: variants[name] for name in chosen}
-    # The experiments' parent, whatever is committed meanwhile.
-    baseline = args.baseline or git_head(args.repo)
+    # run: the experiments' parent, whatever is committed meanwhile; collect: as asked.
+    baseline = git_head(args.repo) if args.action == "run" else args.baseline
     if args.action in ("run", "queue"):
         queue(args.repo, variants)
     if args.action == "run":
