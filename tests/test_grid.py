@@ -118,6 +118,9 @@ def test_answers_take_the_best_arm_and_say_what_is_resolved():
     assert "| detector-sgd | 0.600 -> 0.500 | -0.100 [-0.200, -0.010], resolved |" in text
     assert "No variant raised AP@0.5 beyond the noise" in text
     assert "Not collected: lr-cosine." in text
+    assert text.count("One seed per run") == 2
+    three = "\n".join(answers_section(GRID, "demo", (3, 1)))
+    assert three.count("One seed per run") == 1 and "detector.seeds: [0, 1, 2]" in three
 
 
 def test_answers_of_another_profile_are_not_shown():

@@ -101,9 +101,15 @@ def detector_answer(grid: dict) -> list[str]:
     return out
 
 
-def answers_section(grid: dict | None, profile: str) -> list[str]:
+ONE_SEED = (
+    "One seed per run: the intervals hold the noise of the test frames, not that of training; "
+    "a change resolved here may not hold for other seeds (set `{key}: [0, 1, 2]`)."
+)
+
+
+def answers_section(grid: dict | None, profile: str, seeds: tuple[int, int] = (1, 1)) -> list[str]:
     """The section's Markdown lines: the grid's answers when it was collected on `profile`,
-    otherwise how to collect them."""
+    otherwise how to collect them. `seeds`: the classifier's and the detector's seed counts."""
     out = ["## Answers to the study's questions", ""]
     if grid is None or grid.get("profile") != profile:
         where = f" (the last was collected on profile `{grid['profile']}`)" if grid else ""
@@ -122,10 +128,12 @@ def answers_section(grid: dict | None, profile: str) -> list[str]:
         "",
         *classifier_answer(grid),
         "",
+        *([ONE_SEED.format(key="classifier.seeds"), ""] if seeds[0] == 1 else []),
         "### How can you improve the detection results?",
         "",
         *detector_answer(grid),
         "",
+        *([ONE_SEED.format(key="detector.seeds"), ""] if seeds[1] == 1 else []),
     ]
     missing = [n for n, v in grid["variants"].items() if "missing" in v]
     if missing:

@@ -217,7 +217,7 @@ def compose_report(
     for picture in sorted(inputs.pictures.glob("*.png")):
         out += [link(picture, f"detections on {picture.stem}"), ""]
     grid = json.loads(inputs.grid.read_text()) if inputs.grid.is_file() else None
-    out += answers_section(grid, profile)
+    out += answers_section(grid, profile, (len(cfg.seeds), len(det.seeds)))
     return "\n".join(out), figures
 
 
