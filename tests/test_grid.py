@@ -114,7 +114,10 @@ def test_answers_take_the_best_arm_and_say_what_is_resolved():
     assert "best arm is mobilenet_v2 finetune (test mCA 0.900)" in text
     assert "| balance-loss | 0.900 -> 0.950 | +0.050 [+0.010, +0.090], resolved |" in text
     assert "A resolved gain in mCA: balance-loss." in text
-    assert "Cyclist accuracy changed beyond the noise in resnet18 scratch of 2." in text
+    assert (
+        "balance-loss, Cyclist accuracy of the 2 arms: rose beyond the noise in resnet18 scratch; "
+        "fell beyond it in none." in text
+    )
     assert "| detector-sgd | 0.600 -> 0.500 | -0.100 [-0.200, -0.010], resolved |" in text
     assert "No variant raised AP@0.5 beyond the noise" in text
     assert "Not collected: lr-cosine." in text

@@ -196,8 +196,11 @@ def collect(
         elif commits:
             entry["missing"] = f"run on {len(commits)} other commits: collect with --baseline"
         else:
-            entry["missing"] = "no experiment of this name: see `dvc queue logs`"
+            entry["missing"] = "no experiment of this name (not run, or failed: `dvc queue logs`)"
         out["variants"][name] = entry
+    ran_on = {v["baseline"] for v in out["variants"].values() if "baseline" in v}
+    if len(ran_on) == 1:  # every variant ran on one commit: that is the baseline
+        out["baseline"] = ran_on.pop()
     folder = root / RESULTS
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / f"{grid.stem}.json", out)

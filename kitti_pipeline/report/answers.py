@@ -53,15 +53,15 @@ def classifier_answer(grid: dict) -> list[str]:
         if gains
         else "No variant raised the best arm's mCA beyond the noise of the test frames and seeds.",
     ]
-    balanced = [n for n in variants if n.startswith("balance")]
-    for name in balanced:
+    for name in [n for n in variants if n.startswith("balance")]:
         rows = [r for r in variants[name] if r["figure"] == "acc_Cyclist"]
-        resolved = [r["run"] for r in rows if r["resolved"]]
-        out.append(
-            f"{name}: Cyclist accuracy changed beyond the noise in "
-            + (", ".join(resolved) if resolved else "no arm")
-            + f" of {len(rows)}."
-        )
+        rose = [r["run"] for r in rows if r["resolved"] and r["difference"] > 0]
+        fell = [r["run"] for r in rows if r["resolved"] and r["difference"] < 0]
+        out += [
+            "",
+            f"{name}, Cyclist accuracy of the {len(rows)} arms: rose beyond the noise in "
+            f"{', '.join(rose) or 'none'}; fell beyond it in {', '.join(fell) or 'none'}.",
+        ]
     return out
 
 
