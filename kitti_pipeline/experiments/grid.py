@@ -169,9 +169,9 @@ def collect(
     """Each variant's difference from the commit its experiment ran on, written to
     experiments/results/<grid>.json and .md.
 
-    `baseline` (a commit) picks among experiments of one name run on several commits; without
-    it, HEAD's is taken, or the only one there is. A variant with no experiment (failed, or not
-    run) is listed as missing, not dropped.
+    An experiment run on `baseline` (default HEAD) is taken first, else the only one of its
+    name, wherever it ran; each variant records its commit. A variant with no experiment
+    (failed, or not run), or with several on other commits, is listed as missing, not dropped.
     """
     head = git_head(root)
     preferred = baseline or head
@@ -187,7 +187,7 @@ def collect(
     for name, params in variants.items():
         entry = {"params": params}
         commits = runs.get(name, [])
-        if preferred in commits or (not baseline and len(commits) == 1):
+        if preferred in commits or len(commits) == 1:
             entry["baseline"] = preferred if preferred in commits else commits[0]
             result = diff_revisions(root, entry["baseline"], name, resamples)
             reach = studies_reached(params)
@@ -295,7 +295,8 @@ def main(argv: list[str] | None = None) -> None:
         if failed:
             print(f"failed: {', '.join(failed)} (dvc queue logs <name>)")
     if args.action in ("run", "collect"):
-        out = collect(args.repo, args.grid, variants, args.resamples, baseline)
+        # The whole grid: variants run earlier (`--only`) stay in the collection.
+        out = collect(args.repo, args.grid, read_grid(args.grid), args.resamples, baseline)
         print(grid_markdown(out))
 
 
