@@ -106,6 +106,7 @@ PROJECT_FILES = (
     "kitti_pipeline",
     "cfg",
     "profiles",
+    "experiments",
 )
 
 

@@ -78,7 +78,7 @@ def test_a_float16_scaler_leaves_a_training_step_as_it_was(monkeypatch):
         (torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8), torch.arange(n) % 3)
         for n in (16, 6)
     ]
-    cfg = classify_train.FitConfig("adam", 1e-3, 8, 2, True, False, False)
+    cfg = classify_train.FitConfig("adam", 1e-3, 8, 2, ("flip",), False, False)
     results, steps = [], []
     for enabled in (False, True):
 

@@ -44,7 +44,6 @@ def side_from_checkout(repo, name) -> Side:
 def test_diff_of_two_revisions_then_a_grid_of_two_variants(tmp_path):
     repo = tmp_path / "repo"
     copy_project(repo)
-    shutil.copytree(ROOT / "experiments", repo / "experiments")
     run = project_runner(repo)
     bin_dir = os.path.dirname(sys.executable)
     run(os.path.join(bin_dir, "kitti-profile"), "ci")
