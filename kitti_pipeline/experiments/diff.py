@@ -34,7 +34,12 @@ import yaml
 
 from kitti_pipeline.classify.compare import table_scores
 from kitti_pipeline.classify.metrics import confusion_matrix, resampled_confusions
-from kitti_pipeline.core.bootstrap import BOOTSTRAP_SEED, frame_resamples, percentile_interval
+from kitti_pipeline.core.bootstrap import (
+    BOOTSTRAP_SEED,
+    difference_cell,
+    frame_resamples,
+    mean_over_drawn,
+)
 from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.params import ARMS, DETECTOR_RUNS
 from kitti_pipeline.detect.compare import checkpoint_values
@@ -175,25 +180,21 @@ def seed_picks(runs: list, seeds_a: list, seeds_b: list, resamples: int) -> dict
 def row(study: str, run: str, figure: str, a: tuple, b: tuple, paired: bool) -> dict:
     """One figure of one run: A and B on all test frames and B - A with its interval, from each
     side's (value, per-draw values)."""
-    low, high = percentile_interval(b[1] - a[1])
+    cell = difference_cell(b[0] - a[0], b[1] - a[1])
     return {
         "study": study,
         "run": run,
         "figure": figure,
         "a": a[0],
         "b": b[0],
-        "difference": b[0] - a[0],
-        "low": low,
-        "high": high,
-        "resolved": bool(low > 0 or high < 0),
+        **cell,
         "paired": paired,
     }
 
 
 def mean_over_seeds(per_seed: list[tuple[float, np.ndarray]], picks: np.ndarray):
     """(mean value over all seeds, each draw's mean over its drawn seeds)."""
-    values = np.stack([draws for _, draws in per_seed])  # (S, R)
-    drawn = values[picks, np.arange(values.shape[1])].mean(0)
+    drawn = mean_over_drawn(np.stack([draws for _, draws in per_seed]), picks)  # (S, R) -> (R,)
     return float(np.mean([value for value, _ in per_seed])), drawn
 
 
