@@ -161,3 +161,22 @@ def test_experiments_are_found_on_the_commits_they_ran_on(tmp_path):
     git("update-ref", "refs/exps/celery/stash", second)  # the queue's, not an experiment
     found = {name: sorted(commits) for name, commits in experiment_baselines(tmp_path).items()}
     assert found == {"lr-cosine": sorted([first, second]), "balance-loss": [second]}
+
+
+def test_frames_that_a_queued_experiment_would_not_get_are_refused(tmp_path):
+    import subprocess
+
+    from kitti_pipeline.experiments.grid import check_frames_travel
+
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("data: {frames: data/kitti_subset}\n")
+    (tmp_path / "data/kitti_subset").mkdir(parents=True)
+    with pytest.raises(ValueError, match="dvc add data/kitti_subset"):
+        check_frames_travel(tmp_path)
+    (tmp_path / "data/kitti_subset.dvc").write_text("outs:\n- path: kitti_subset\n")
+    check_frames_travel(tmp_path)  # tracked by DVC
+    (tmp_path / "params.yaml").write_text("data: {frames: data/synthetic}\n")
+    (tmp_path / "dvc.lock").write_text(
+        "stages:\n  synthesize:\n    outs:\n    - path: data/synthetic\n"
+    )
+    check_frames_travel(tmp_path)  # a stage's output

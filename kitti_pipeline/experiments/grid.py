@@ -88,6 +88,27 @@ def git_head(root: Path) -> str:
     ).stdout.strip()
 
 
+def check_frames_travel(root: Path) -> None:
+    """Refuse frames that a queued experiment would not get: its temporary copy holds what git
+    and DVC track (a `.dvc` file, or an output in dvc.lock), not other files of the workspace.
+
+    Raises:
+        ValueError: naming the folder and the command that tracks it.
+    """
+    frames = yaml.safe_load((root / "params.yaml").read_text())["data"]["frames"]
+    lock = root / "dvc.lock"
+    stages = yaml.safe_load(lock.read_text())["stages"] if lock.is_file() else {}
+    outputs = {out["path"] for stage in stages.values() for out in stage.get("outs", [])}
+    in_git = subprocess.run(
+        ["git", "ls-files", "--", frames], cwd=root, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if frames not in outputs and not (root / f"{frames}.dvc").is_file() and not in_git:
+        raise ValueError(
+            f"{root / frames}: tracked by neither git nor DVC, so queued experiments would not "
+            f"get it: `dvc add {frames}` and commit its .dvc file first"
+        )
+
+
 def queue(root: Path, variants: dict[str, dict]) -> None:
     """Queue every variant on top of HEAD, replacing experiments of the same names there.
 
@@ -95,6 +116,7 @@ def queue(root: Path, variants: dict[str, dict]) -> None:
         ValueError: when HEAD's pipeline is not up to date (its experiments would rerun the
             baseline's stages and be compared with outputs that do not match its params).
     """
+    check_frames_travel(root)
     status = json.loads(dvc(root, "status", "--json"))
     if status:
         raise ValueError(
