@@ -24,7 +24,7 @@ def pytest_addoption(parser):
 
 def shrink(raw: dict) -> dict:
     """The repo's params.yaml with the `ci` profile applied: few frames, tiny crops and images."""
-    merge_overrides(raw, read_profile("ci"))
+    merge_overrides(raw, read_profile("ci", ROOT / "profiles"))
     return raw
 
 

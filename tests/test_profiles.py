@@ -18,8 +18,10 @@ from .conftest import ROOT
 
 @pytest.fixture
 def params_copy(tmp_path):
+    """params.yaml and profiles/ copied to a working tree of their own."""
     path = tmp_path / "params.yaml"
     shutil.copy(ROOT / "params.yaml", path)
+    shutil.copytree(ROOT / "profiles", tmp_path / "profiles")
     return path
 
 
@@ -82,9 +84,31 @@ def test_describe_names_the_closest_profile_and_what_changed(params_copy):
 
 
 def test_demo_profile_lists_every_key_another_profile_sets():
-    demo = read_profile("demo")
+    demo = read_profile("demo", ROOT / "profiles")
     for name in ("study", "ci", "real"):
-        merge_overrides(demo, read_profile(name))  # raises on a key the demo lacks
+        merge_overrides(demo, read_profile(name, ROOT / "profiles"))  # raises on a missing key
+
+
+@pytest.mark.parametrize("profile", ["study", "real", "ci"])
+def test_a_profile_then_demo_gives_params_yaml_back_byte_for_byte(params_copy, profile):
+    """Not only the same values: the comments and the flow style of lists and mappings too,
+    so that `git diff params.yaml` is empty after going back."""
+    apply_profile(profile, params_copy)
+    apply_profile("demo", params_copy)
+    assert params_copy.read_text() == (ROOT / "params.yaml").read_text()
+
+
+def test_profiles_are_read_from_the_working_tree(params_copy, monkeypatch):
+    """The profiles beside params.yaml, not those of the installed package's folder."""
+    local = params_copy.parent / "profiles" / "study.yaml"
+    local.write_text(local.read_text().replace("epochs: 200", "epochs: 7"))
+    apply_profile("study", params_copy)
+    assert load_params(params_copy).detector.train.epochs == 7
+    monkeypatch.chdir(params_copy.parent)
+    assert describe_profile(yaml.safe_load(params_copy.read_text())) == "study"
+    (params_copy.parent / "profiles" / "mine.yaml").write_text("crop:\n  image_size: 96\n")
+    apply_profile("mine", params_copy)
+    assert load_params(params_copy).crop.image_size == 96
 
 
 def test_a_profile_gives_the_same_params_whatever_came_before(params_copy, tmp_path):

@@ -22,7 +22,9 @@ from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.files import write_text
 from kitti_pipeline.core.params import ParamsError, params_from_dict
 
-PROFILES_DIR = Path(__file__).resolve().parents[2] / "profiles"
+# Profiles are read from the working tree, beside params.yaml, never from where the package was
+# installed: a profile edited in the checkout is the one applied.
+PROFILES_DIR = Path("profiles")
 # Mappings whose keys are data (file names, architectures), not params: a profile replaces each as
 # one value, so that going back to the demo leaves none of another profile's keys behind.
 WHOLE_VALUES = ("pretrained.files", "classifier.init.source")
@@ -35,34 +37,50 @@ def _merges(target: dict, key: str, value: Any, dotted: str) -> bool:
     )
 
 
-def profile_path(name: str | Path) -> Path:
-    """A profile's file: a path as given, or a name under `profiles/`."""
+def profile_path(name: str | Path, profiles_dir: str | Path = PROFILES_DIR) -> Path:
+    """A profile's file: a path as given, or a name under `profiles_dir`."""
     path = Path(name)
     if path.suffix in (".yaml", ".yml") or path.exists():
         return path
-    found = PROFILES_DIR / f"{name}.yaml"
+    found = Path(profiles_dir) / f"{name}.yaml"
     if not found.exists():
-        known = sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))
-        raise FileNotFoundError(f"no profile {name!r}: expected one of {known} or a .yaml path")
+        known = sorted(p.stem for p in Path(profiles_dir).glob("*.yaml"))
+        raise FileNotFoundError(
+            f"no profile {name!r} in {profiles_dir}/: expected one of {known} or a .yaml path"
+        )
     return found
 
 
-def read_profile(name: str | Path) -> dict:
-    path = profile_path(name)
+def read_profile(name: str | Path, profiles_dir: str | Path = PROFILES_DIR) -> dict:
+    path = profile_path(name, profiles_dir)
     overrides = yaml.safe_load(path.read_text()) or {}
     if not isinstance(overrides, dict):
         raise ParamsError(f"{path}: a profile must be a mapping of params sections")
     return overrides
 
 
-def profile_values(profile: str | Path) -> dict:
-    """A profile's values on top of the demo's.
+def _round_trip() -> YAML:
+    rt = YAML()
+    rt.preserve_quotes = True
+    rt.width = 100
+    # Keep `null` written out, as params.yaml spells it, instead of an empty value.
+    rt.representer.add_representer(
+        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
+    )
+    return rt
+
+
+def profile_values(profile: str | Path, profiles_dir: str | Path = PROFILES_DIR) -> dict:
+    """A profile's values on top of the demo's, as round-trip nodes that keep the profile file's
+    flow style and end-of-line comments.
 
     The demo profile lists every key a shipped profile sets, so starting from it resets what
     the previous profile set: a profile gives the same params.yaml whatever came before it.
     """
-    values = read_profile(PROFILES_DIR / "demo.yaml")
-    _overlay(values, read_profile(profile))
+    read_profile(profile, profiles_dir)  # a profile that is not a mapping is refused here
+    rt = _round_trip()
+    values = rt.load(Path(profiles_dir, "demo.yaml").read_text())
+    _overlay(values, rt.load(profile_path(profile, profiles_dir).read_text()) or {})
     return values
 
 
@@ -90,6 +108,12 @@ def merge_overrides(target: dict, overrides: dict, prefix: str = "") -> None:
             raise ParamsError(f"unknown key '{dotted}'")
         if _merges(target, key, value, dotted):
             merge_overrides(target[key], value, dotted)
+        elif isinstance(value, list) and isinstance(target[key], list):
+            target[key][:] = value  # in place: the list keeps its flow style and comments
+        elif isinstance(value, dict) and isinstance(target[key], dict):
+            for gone in [k for k in target[key] if k not in value]:
+                del target[key][gone]
+            target[key].update(value)  # in place: the kept keys keep their comments
         else:
             target[key] = value
 
@@ -116,15 +140,11 @@ def apply_profile(profile: str | Path, params_path: str | Path = "params.yaml") 
         ParamsError: when the profile names a key params.yaml lacks, or the result does not
             type-check; params.yaml is then left untouched.
     """
-    path, params_path = profile_path(profile), Path(params_path)
-    overrides = profile_values(path)
-    rt = YAML()
-    rt.preserve_quotes = True
-    rt.width = 100
-    # Keep `null` written out, as params.yaml spells it, instead of an empty value.
-    rt.representer.add_representer(
-        type(None), lambda r, _: r.represent_scalar("tag:yaml.org,2002:null", "null")
-    )
+    params_path = Path(params_path)
+    profiles_dir = params_path.parent / PROFILES_DIR
+    path = profile_path(profile, profiles_dir)
+    overrides = profile_values(path, profiles_dir)
+    rt = _round_trip()
     doc = rt.load(params_path.read_text())
     changed = differing_keys(doc, overrides)
     try:
@@ -159,14 +179,15 @@ def describe_profile(raw: dict[str, Any], profiles_dir: str | Path = PROFILES_DI
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        description="Write a profile's params into params.yaml (comments kept).",
-        epilog="Profiles: " + ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.yaml"))),
+        description="Write a profile's params into params.yaml (comments kept). Profiles are "
+        "read from profiles/ beside params.yaml: demo, study, real, ci.",
     )
-    parser.add_argument("profile", help="a name under profiles/ (study, demo, ci) or a .yaml path")
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("profile", help="a name under profiles/ (demo, study, real, ci) or a path")
+    parser.add_argument("--params", default="params.yaml", help="the file to rewrite")
     args = parser.parse_args(argv)
     changed = apply_profile(args.profile, args.params)
-    print(f"{args.params}: {len(changed)} value(s) set from {profile_path(args.profile)}")
+    used = profile_path(args.profile, Path(args.params).parent / PROFILES_DIR)
+    print(f"{args.params}: {len(changed)} value(s) set from {used}")
     for key in changed:
         print(f"  {key}")
 
