@@ -10,10 +10,10 @@ from kitti_pipeline.detect.anchors import (
     anchor_fit,
     cfg_anchors,
     kmeans_anchors,
-    main,
     shape_iou,
     with_anchors,
 )
+from kitti_pipeline.detect.commands import anchors_main as main
 from kitti_pipeline.detect.darknet import build_darknet
 from kitti_pipeline.detect.yolo import scales_of
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
+from kitti_pipeline.classify.commands import classify_main as kitti_classify
 from kitti_pipeline.classify.model_files import save_classifier
 from kitti_pipeline.classify.models import build_classifier
-from kitti_pipeline.classify.predict import main as kitti_classify
 from kitti_pipeline.data.subset import main as kitti_subset
 
 from .conftest import ROOT

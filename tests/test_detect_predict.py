@@ -3,10 +3,11 @@ import csv
 import torch
 from PIL import Image
 
+from kitti_pipeline.detect.commands import detect_main as main
 from kitti_pipeline.detect.darknet import build_darknet, init_prediction_biases
 from kitti_pipeline.detect.data import letterbox, unletterbox
 from kitti_pipeline.detect.model_files import save_detector
-from kitti_pipeline.detect.predict import detect_frames, main, read_image
+from kitti_pipeline.detect.predict import detect_frames, read_image
 from kitti_pipeline.detect.yolo import detect, scales_of
 
 from .conftest import ROOT

@@ -12,11 +12,11 @@ from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import load_params
 from kitti_pipeline.data.boxes import clip, denormalise
 from kitti_pipeline.data.labels import read_yolo_labels
+from kitti_pipeline.detect.commands import detect_main
 from kitti_pipeline.detect.darknet import build_darknet, write_weights
 from kitti_pipeline.detect.data import load_split
 from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.detect.predict import detect_frames, read_image
-from kitti_pipeline.detect.predict import main as detect_main
 
 from .conftest import ROOT, run_data_stages
 from .reference_metrics import reference_test_figures

@@ -16,10 +16,10 @@ from PIL import Image
 
 from kitti_pipeline.data.labels import ignored_kitti_types
 from kitti_pipeline.data.subset import main as kitti_subset
+from kitti_pipeline.detect.commands import detect_main as kitti_detect
 from kitti_pipeline.detect.darknet import build_darknet, init_prediction_biases
 from kitti_pipeline.detect.data import DONT_CARE, load_detection_set, load_split
 from kitti_pipeline.detect.model_files import save_detector
-from kitti_pipeline.detect.predict import main as kitti_detect
 
 from .conftest import ROOT
 

@@ -8,6 +8,7 @@ from kitti_pipeline.data.splits import (
     count_table,
     frame_split,
     frames_by_split,
+    read_crop_split,
     split_frames,
     split_rows,
 )
@@ -159,3 +160,30 @@ def test_a_split_size_is_a_count_or_a_share_of_the_crops():
     rows = [{"frame": f"{i:06d}", "class": "Car"} for i in range(10)]
     split = split_rows(rows, CLASSES, SplitParams(0, 0.6, 0.2, None))
     assert Counter(r["split"] for r in split) == {"train": 6, "val": 2, "test": 2}
+
+
+def test_a_crop_split_with_another_header_is_refused_by_name(tmp_path):
+    """The frame split (data/frame_split.csv) passed where the crop split belongs: no column
+    `crop`, so the file is named, not read as a split without crops."""
+    good = tmp_path / "split.csv"
+    good.write_text("crop,class,class_id,frame,line,split\nimages/a.png,Car,0,000000,1,test\n")
+    assert read_crop_split(good) == [
+        {
+            "crop": "images/a.png",
+            "class": "Car",
+            "class_id": "0",
+            "frame": "000000",
+            "line": "1",
+            "split": "test",
+        }
+    ]
+    wrong = tmp_path / "frame_split.csv"
+    wrong.write_text("frame,split,drive,reason\n000000,test,,\n")
+    with pytest.raises(ValueError, match=r"frame_split.csv: header .* lacks \['crop', 'class'\]"):
+        read_crop_split(wrong)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match=r"empty.csv: header None lacks"):
+        read_crop_split(tmp_path / "empty.csv")
+    good.write_text("crop,class,frame,split\nimages/a.png,Car,000000,tset\n")
+    with pytest.raises(ValueError, match=r"split.csv:2: unknown split 'tset'"):
+        read_crop_split(good)

@@ -32,6 +32,7 @@ from kitti_pipeline.core.bootstrap import (
 )
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import ARMS, CONTROL, REGIMES
+from kitti_pipeline.data.splits import read_crop_split
 
 METRICS = ("mCA", "mF1")
 REGIME_PAIRS = (
@@ -152,7 +153,7 @@ def compare_classifiers(
     Raises:
         ValueError: when a run's predictions are not of the split's test crops, in its order.
     """
-    tests = [r for r in read_csv(split) if r["split"] == "test"]
+    tests = [r for r in read_crop_split(split) if r["split"] == "test"]
     crops = [r["crop"] for r in tests]
     runs = {}
     for arch in archs:

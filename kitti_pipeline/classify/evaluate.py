@@ -12,7 +12,7 @@ from kitti_pipeline.classify.metrics import bootstrap_intervals, classification_
 from kitti_pipeline.classify.model_files import load_classifier
 from kitti_pipeline.classify.models import to_device
 from kitti_pipeline.classify.train import load_crops, predict
-from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.data.splits import read_crop_split
 
 PREDICTION_FIELDS = ["crop", "actual", "predicted"]
 
@@ -49,7 +49,7 @@ def evaluate_classifier(
     """
     model, record = load_classifier(model_file, classes)
     to_device(model, record["arch"], device)
-    rows = [r for r in read_csv(split) if r["split"] == "test"]
+    rows = [r for r in read_crop_split(split) if r["split"] == "test"]
     images, labels = load_crops(crops, rows, classes)
     size = images.shape[-1]
     if record.get("image_size") != size:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 from torch import nn
 
 from kitti_pipeline.classify.models import build_classifier
-from kitti_pipeline.core.files import save_torch
+from kitti_pipeline.core.files import load_torch, save_torch
 
 
 def save_init(path: str | Path, arch: str, source: str, state: dict, info: dict) -> None:
@@ -25,7 +24,7 @@ def save_init(path: str | Path, arch: str, source: str, state: dict, info: dict)
 
 def load_init(path: str | Path, arch: str) -> dict:
     """Read an init-weights file written by `save_init`, checking it is for `arch`."""
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    data = load_torch(path)
     if not isinstance(data, dict) or "state_dict" not in data:
         raise ValueError(f"{path}: not an init-weights file (no 'state_dict')")
     if data["arch"] != arch:
@@ -70,12 +69,7 @@ def load_classifier(
     Raises:
         ValueError: when the file is not a model file, or was trained on other classes.
     """
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise
-    except Exception as err:  # torch.load's errors for a cut or foreign file differ by cause
-        raise ValueError(f"{path}: not a readable torch file ({type(err).__name__})") from None
+    record = load_torch(path)
     if not isinstance(record, dict) or "state_dict" not in record or "arch" not in record:
         raise ValueError(f"{path}: not a classifier model file (needs 'arch' and 'state_dict')")
     classes = tuple(record["classes"]) if classes is None else classes

@@ -1,4 +1,5 @@
-"""Running a trained classifier on crops or frames: the `kitti-classify` command.
+"""Running a trained classifier on crops or frames: `kitti-classify`'s work (its command line is
+`classify.commands`).
 
     kitti-classify --model models/classifier/mobilenet_v2-finetune-s0.pt --out predictions/ \\
         my_crops/*.png data/kitti_subset /data/kitti/training
@@ -20,7 +21,6 @@ them, and counted. A malformed label line stops the command, naming the file and
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,6 @@ from PIL import Image
 from kitti_pipeline.classify.model_files import load_classifier
 from kitti_pipeline.classify.models import to_device
 from kitti_pipeline.classify.train import predict
-from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import write_csv
 from kitti_pipeline.data.boxes import clip
@@ -153,33 +152,23 @@ def classify_crops(
     ]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Classify crops, or the labelled objects of frames, with a trained classifier.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
-    parser.add_argument(
-        "images", nargs="+", help="crop images, folders of them, frames folders or KITTI training/"
-    )
-    parser.add_argument("--model", required=True, help="a classifier file (models/classifier/)")
-    parser.add_argument("--out", required=True, help="folder for predictions.csv")
-    parser.add_argument(
-        "--resize", default="stretch", choices=["stretch", "pad"], help="as crop.resize"
-    )
-    parser.add_argument(
-        "--min-box-size", type=float, default=8.0, help="as crop.min_box_size, in pixels"
-    )
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    args = parser.parse_args(argv)
-
-    device = resolve_device(args.device)
-    model, record = load_classifier(args.model)
+def classify_images(
+    images: list[str],
+    model_file: str | Path,
+    out: str | Path,
+    resize: str = "stretch",
+    min_box_size: float = 8.0,
+    device: str = "auto",
+) -> None:
+    """`kitti-classify`: classify crops, or the labelled objects of frames, and write
+    `out/predictions.csv` and `out/skipped.csv`."""
+    model, record = load_classifier(model_file)  # a bad file is named before any device notice
+    device = resolve_device(device)
     to_device(model, record["arch"], device)
     classes, size = tuple(record["classes"]), record["image_size"]
-    inputs, skips = gather_inputs(args.images, classes, size, args.resize, args.min_box_size)
+    inputs, skips = gather_inputs(images, classes, size, resize, min_box_size)
     rows = classify_crops(model, inputs, classes, device)
-    out = Path(args.out)
+    out = Path(out)
     fields = ["image", "line", "actual", "class", *(f"score_{c}" for c in classes)]
     write_csv(out / "predictions.csv", rows, fields)
     write_csv(out / "skipped.csv", [s.row() for s in skips], SKIP_FIELDS)
@@ -191,12 +180,3 @@ def main(argv=None):
         f"(seed {record['seed']}){accuracy}; {len(skips)} boxes below --min-box-size skipped "
         f"(skipped.csv); wrote {out / 'predictions.csv'}"
     )
-
-
-def cli() -> None:
-    """The console command: `main` with one-line errors (see `core.cli.run_cli`)."""
-    run_cli(main)
-
-
-if __name__ == "__main__":
-    cli()

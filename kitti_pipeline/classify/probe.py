@@ -36,7 +36,7 @@ from kitti_pipeline.classify.models import (
 )
 from kitti_pipeline.classify.train import extract_features, load_crops
 from kitti_pipeline.core.bootstrap import difference_cell, frame_resamples
-from kitti_pipeline.core.files import read_csv
+from kitti_pipeline.data.splits import read_crop_split
 
 PROBE = "logistic regression (scikit-learn, standardised features, C=1, lbfgs to convergence)"
 
@@ -133,7 +133,7 @@ def probe_scores(
 ) -> dict[str, float]:
     """The linear probe's val mCA on the features of each backbone state (as
     `probe_val_predictions` takes them), by name."""
-    rows = read_csv(split)
+    rows = read_crop_split(split)
     labels, predicted = probe_val_predictions(arch, backbones, crops, rows, classes, seed, device)
     return {name: _mca(labels, p, len(classes)) for name, p in predicted.items()}
 
@@ -152,7 +152,7 @@ def probe_init(
     random weights drawn from `seed`; their difference with its interval over `resamples`
     draws of the val frames; and whether the init file's beat random ones (an interval above
     0)."""
-    rows = read_csv(split)
+    rows = read_crop_split(split)
     backbones = {"init": load_init(init, arch)["state_dict"], "random": None}
     labels, predicted = probe_val_predictions(arch, backbones, crops, rows, classes, seed, device)
     frames = [r["frame"] for r in rows if r["split"] == "val"]

@@ -41,11 +41,12 @@ from kitti_pipeline.classify.models import (
 )
 from kitti_pipeline.core.device import autocast, compute_type, describe_device, grad_scaler
 from kitti_pipeline.core.distributed import SINGLE, World
-from kitti_pipeline.core.files import read_csv, sha256_file
+from kitti_pipeline.core.files import sha256_file
 from kitti_pipeline.core.params import CONTROL, ClassifierTrainParams, params_to_dict
 from kitti_pipeline.core.resumable import Resumable, epoch_generator, tensor_digest
 from kitti_pipeline.core.schedule import schedule_factor
 from kitti_pipeline.core.version import code_hash, code_version
+from kitti_pipeline.data.splits import read_crop_split
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -389,7 +390,7 @@ def train_classifier(
     run = f"{arch}-{regime}-s{seed}"
     if world.main:
         print(f"{run}: training on {describe_device(device)}, {world.size} process(es)")
-    rows = read_csv(split)
+    rows = read_crop_split(split)
 
     def crops_of(name: str) -> tuple[torch.Tensor, torch.Tensor]:
         chosen = [r for r in rows if r["split"] == name]

@@ -12,6 +12,7 @@ Elsewhere the CPU stays in float32.
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import torch
 
@@ -24,14 +25,22 @@ def resolve_device(name: str) -> torch.device:
             (no driver, a driver too old for this build, no device).
     """
     if name == "auto":
-        if torch.cuda.is_available():
+        if cuda_available():
             return torch.device("cuda")
         if torch.version.cuda is not None:  # a CUDA build that found no usable GPU
             print(f"device: auto runs on the CPU: {cuda_problem()}")
         return torch.device("cpu")
-    if name == "cuda" and not torch.cuda.is_available():
+    if name == "cuda" and not cuda_available():
         raise RuntimeError(f"device: cuda was asked for, but {cuda_problem()}")
     return torch.device(name)
+
+
+def cuda_available() -> bool:
+    """`torch.cuda.is_available()` without its warning (a driver too old, say): the one line
+    `resolve_device` prints, or its error, gives the reason where it matters."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return torch.cuda.is_available()
 
 
 def cuda_problem() -> str:

@@ -98,6 +98,24 @@ def save_torch(obj: Any, path: str | Path) -> None:
         torch.save(obj, f)
 
 
+def load_torch(path: str | Path) -> Any:
+    """`torch.load` of tensors and plain containers (`weights_only`), onto the CPU.
+
+    Raises:
+        FileNotFoundError: when there is no such file.
+        ValueError: naming the file, when it is cut short or not a torch file at all (torch
+            raises a different error for each cause, with a page of advice).
+    """
+    import torch
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:
+        raise ValueError(f"{path}: not a readable torch file ({type(err).__name__})") from None
+
+
 def sha256_file(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes."""
     digest = hashlib.sha256()

@@ -9,6 +9,7 @@ as closely as whole frames allow; the sizes reached are reported, not assumed.
 
 from __future__ import annotations
 
+import csv
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -23,6 +24,9 @@ FRAME_SPLIT_FIELDS = ["frame", "split", "drive", "reason"]
 # In a frames folder, beside images/ and labels/: each frame's drive (`kitti-subset --mapping`).
 DRIVES_FILE = "drives.csv"
 LEFT_OUT = "left_out"
+# The columns of the crop split (`data/split.csv`: the crop manifest and a `split` column) that
+# its readers use.
+CROP_SPLIT_FIELDS = ("crop", "class", "frame", "split")
 # Crop-stage skips that leave a frame's image unread or its labels incomplete: the detector would
 # learn its unlabelled objects as background, so the whole frame is left out of the detector's
 # splits (the classifier keeps the crops of its good lines).
@@ -96,6 +100,28 @@ def split_frames(
         assignment[frame] = SPLITS[choice]
         filled[choice] += c
     return assignment
+
+
+def read_crop_split(path: str | Path) -> list[dict[str, str]]:
+    """The rows of a crop split file (the split stage's `data/split.csv`).
+
+    Raises:
+        ValueError: naming the file, for a header that lacks a column of `CROP_SPLIT_FIELDS` or
+            a row whose split is not train, val or test.
+    """
+    with Path(path).open(newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in CROP_SPLIT_FIELDS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise ValueError(
+                f"{path}: header {reader.fieldnames} lacks {missing}: not a crop split "
+                "(the split stage writes data/split.csv)"
+            )
+        rows = list(reader)
+    for line, row in enumerate(rows, start=2):
+        if row["split"] not in SPLITS:
+            raise ValueError(f"{path}:{line}: unknown split {row['split']!r}")
+    return rows
 
 
 def split_rows(

@@ -23,13 +23,11 @@ anyway, so transfer is unaffected.
 
 from __future__ import annotations
 
-import argparse
 import re
 from pathlib import Path
 
 import numpy as np
 
-from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.files import write_json, write_text
 from kitti_pipeline.core.params import DetectorParams, load_params
 from kitti_pipeline.detect.darknet import parse_cfg
@@ -108,31 +106,21 @@ def training_shapes(
     return boxes[:, 2:] - boxes[:, :2]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(
-        description="Dataset anchors for the detector's cfg, by k-means with IoU distance.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
-    parser.add_argument("--frames", required=True, help="frames folder (images/, labels/)")
-    parser.add_argument("--split", required=True, help="the frame split CSV (the split stage's)")
-    parser.add_argument("--out", required=True, help="the cfg to write, with the new anchors")
-    parser.add_argument(
-        "--report", help="JSON of both anchor sets and their fit (default: beside --out)"
-    )
-    parser.add_argument(
-        "--params", default="params.yaml", help="params file (detector.cfg, img_size, classes)"
-    )
-    parser.add_argument(
-        "--threshold", type=float, default=0.5, help="IoU of the best possible recall"
-    )
-    args = parser.parse_args(argv)
-
-    det = load_params(args.params).detector
-    report, cfg_text = anchor_report(args.frames, args.split, det, args.threshold)
-    write_text(args.out, with_anchors(cfg_text, report["dataset_anchors"]["anchors"]))
-    write_json(args.report or str(Path(args.out).with_suffix(".json")), report)
-    print(f"wrote {args.out}: anchors {report['dataset_anchors']['anchors']}")
+def write_anchors(
+    frames: str | Path,
+    split: str | Path,
+    out: str | Path,
+    report_path: str | Path | None = None,
+    params: str | Path = "params.yaml",
+    threshold: float = 0.5,
+) -> None:
+    """`kitti-anchors`: write `detector.cfg` with the dataset's anchors to `out`, and the report
+    of both anchor sets to `report_path` (default: `out` as .json)."""
+    det = load_params(params).detector
+    report, cfg_text = anchor_report(frames, split, det, threshold)
+    write_text(out, with_anchors(cfg_text, report["dataset_anchors"]["anchors"]))
+    write_json(report_path or Path(out).with_suffix(".json"), report)
+    print(f"wrote {out}: anchors {report['dataset_anchors']['anchors']}")
 
 
 def anchor_report(
@@ -160,12 +148,3 @@ def anchor_report(
             f"{fit['best_possible_recall']:.3f} (IoU >= {threshold}) over {len(wh)} boxes"
         )
     return report, cfg_text
-
-
-def cli() -> None:
-    """The console command: `main` with one-line errors (see `core.cli.run_cli`)."""
-    run_cli(main)
-
-
-if __name__ == "__main__":
-    cli()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from kitti_pipeline.core.files import atomic_dir, save_torch
+from kitti_pipeline.core.files import atomic_dir, load_torch, save_torch
 from kitti_pipeline.detect.darknet import Darknet, build_darknet
 
 # A run's checkpoint folder: the resumable state, and with `keep_checkpoints` the weights of
@@ -80,7 +80,7 @@ def save_detector(path: str | Path, model: Darknet, cfg_text: str, info: dict) -
 
 def load_detector(path: str | Path, device: torch.device | str = "cpu") -> tuple[Darknet, dict]:
     """A detector written by `save_detector`, in eval mode, and its file's other entries."""
-    data = torch.load(path, map_location="cpu", weights_only=True)
+    data = load_torch(path)
     if not isinstance(data, dict) or "cfg" not in data or "state_dict" not in data:
         raise ValueError(f"{path}: not a detector file (needs 'cfg' and 'state_dict')")
     model = build_darknet(path, len(data["classes"]), text=data.pop("cfg"))

@@ -1,4 +1,5 @@
-"""Running a detector on frames: batched prediction, and the `kitti-detect` command.
+"""Running a detector on frames: batched prediction, and `kitti-detect`'s work (its command
+line is `detect.commands`).
 
     kitti-detect --model models/detector/transfer-s0/best.pt --out detections/ my_frames/*.png
 
@@ -9,14 +10,12 @@ boxes and confidences drawn, plus `detections.csv` (image, class, score, x1, y1,
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
 
-from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.device import autocast, resolve_device
 from kitti_pipeline.core.files import atomic_path, write_csv
 from kitti_pipeline.data.crops import IMAGE_SUFFIXES
@@ -132,42 +131,47 @@ def read_image(path: str | Path) -> torch.Tensor:
         return torch.from_numpy(np.array(opened.convert("RGB"))).permute(2, 0, 1).contiguous()
 
 
-def main(argv=None):
+def detect_images(
+    images: list[str],
+    model_file: str | Path,
+    out: str | Path,
+    conf: float = 0.25,
+    nms: float = 0.45,
+    device: str = "auto",
+) -> None:
+    """`kitti-detect`: draw a detector's boxes on images, one PNG each, and list them in
+    `out/detections.csv`.
+
+    Raises:
+        FileNotFoundError: for an image or folder that is not there.
+        ValueError: for a threshold outside [0, 1] or a file that is not a detector.
+    """
     import matplotlib.pyplot as plt
 
     from kitti_pipeline.detect.figures import detection_figure
 
-    parser = argparse.ArgumentParser(
-        description="Draw a trained detector's boxes on images.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=__doc__,
-    )
-    parser.add_argument("images", nargs="+", help="image files or folders of them")
-    parser.add_argument("--model", required=True, help="a detector file (best.pt or last.pt)")
-    parser.add_argument("--out", required=True, help="folder for the PNGs and detections.csv")
-    parser.add_argument("--conf", type=float, default=0.25, help="confidence threshold")
-    parser.add_argument("--nms", type=float, default=0.45, help="NMS IoU threshold")
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    args = parser.parse_args(argv)
-
+    for name, value in (("--conf", conf), ("--nms", nms)):
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must be between 0 and 1, got {value}")
     paths = []
-    for item in map(Path, args.images):
+    for item in map(Path, images):
         if item.is_dir():
             paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         elif item.is_file():
             paths.append(item)
         else:
             raise FileNotFoundError(f"{item}: no such image or folder")
-    device = resolve_device(args.device)
-    model, info = load_detector(args.model, device)
+    model, info = load_detector(model_file)  # a bad file is named before any device notice
+    device = resolve_device(device)
+    model = model.to(device)
     classes = tuple(info["classes"])
-    out = Path(args.out)
+    out = Path(out)
     rows = []
     for path in paths:
         image = read_image(path)
         size, fill = info["img_size"], info["letterbox_fill"]
-        detections = detect_frames(model, [image], size, args.conf, args.nms, device, fill)[0]
-        title = f"{path.name}: {Path(args.model).name}, epoch {info['epoch']}"
+        detections = detect_frames(model, [image], size, conf, nms, device, fill)[0]
+        title = f"{path.name}: {Path(model_file).name}, epoch {info['epoch']}"
         figure = detection_figure(
             Image.open(path).convert("RGB"), [(title, detections.numpy())], classes
         )
@@ -188,12 +192,3 @@ def main(argv=None):
         ]
         print(f"{path}: {len(detections)} detections")
     write_csv(out / "detections.csv", rows, ["image", "class", "score", "x1", "y1", "x2", "y2"])
-
-
-def cli() -> None:
-    """The console command: `main` with one-line errors (see `core.cli.run_cli`)."""
-    run_cli(main)
-
-
-if __name__ == "__main__":
-    cli()

@@ -21,7 +21,6 @@ does not hold is left out of the table.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
@@ -40,7 +39,6 @@ from kitti_pipeline.core.bootstrap import (
     frame_resamples,
     mean_over_drawn,
 )
-from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.params import ARMS, DETECTOR_RUNS
 from kitti_pipeline.detect.compare import checkpoint_values
 
@@ -359,30 +357,16 @@ def print_table(result: dict) -> None:
         console.print(line)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="kitti-diff",
-        description="Each headline figure of two revisions (git revisions or dvc exp names) "
-        "with B - A and a paired 95% bootstrap interval over the test frames and seeds. "
-        "As `dvc metrics diff`: A defaults to HEAD, B to the workspace.",
-    )
-    parser.add_argument("a", nargs="?", default="HEAD", help="revision A (default: HEAD)")
-    parser.add_argument("b", nargs="?", default=None, help="revision B (default: the workspace)")
-    parser.add_argument("--md", action="store_true", help="print a Markdown table")
-    parser.add_argument("--json", action="store_true", help="print the rows as JSON")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap draws")
-    parser.add_argument("--repo", default=".", help="the repository (default: here)")
-    args = parser.parse_args(argv)
-    if args.resamples < 1:
-        raise ValueError(f"--resamples must be at least 1, got {args.resamples}")
-    result = diff_revisions(args.repo, args.a, args.b, args.resamples)
-    if args.json:
+def show_diff(
+    repo: str | Path, a: str, b: str | None, resamples: int = 1000, output: str = "table"
+) -> None:
+    """`kitti-diff`: print the rows of `diff_revisions` as a rich table, Markdown or JSON."""
+    if resamples < 1:
+        raise ValueError(f"--resamples must be at least 1, got {resamples}")
+    result = diff_revisions(repo, a, b, resamples)
+    if output == "json":
         print(json.dumps(result, indent=2))
-    elif args.md:
+    elif output == "md":
         print(markdown(result), end="")
     else:
         print_table(result)
-
-
-def cli() -> None:
-    run_cli(main)

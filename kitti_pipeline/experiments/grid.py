@@ -21,7 +21,6 @@ accuracy) or the detector's runs (AP@0.5, F1, AP@[.5:.95]).
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import time
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import yaml
 
-from kitti_pipeline.core.cli import run_cli
 from kitti_pipeline.core.files import write_json, write_text
 from kitti_pipeline.core.profiles import describe_profile
 from kitti_pipeline.experiments.diff import diff_revisions, revision_reader
@@ -282,45 +280,36 @@ def grid_markdown(out: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="kitti-grid",
-        description="Queue a grid file's variants as DVC experiments on HEAD, run them and "
-        "collect each one's paired difference from the baseline (kitti-diff).",
-    )
-    parser.add_argument("action", choices=("run", "queue", "collect"))
-    parser.add_argument("grid", type=Path, help="the grid file, e.g. experiments/questions.yaml")
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="experiments run at once")
-    parser.add_argument("--only", default=None, help="comma-separated variants to run")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap draws")
-    parser.add_argument("--repo", type=Path, default=Path("."), help="the repository")
-    parser.add_argument(
-        "--baseline", default=None, help="collect: the commit the variants were queued on (HEAD)"
-    )
-    args = parser.parse_args(argv)
-    if args.baseline and args.action != "collect":
+def run_grid(
+    action: str,
+    grid: Path,
+    jobs: int = 1,
+    only: str | None = None,
+    resamples: int = 1000,
+    repo: Path = Path("."),
+    baseline: str | None = None,
+) -> None:
+    """`kitti-grid`: queue a grid's variants (`queue`), run them (`run`), collect them into
+    `experiments/results/<grid>.json` and `.md` (`run`, `collect`)."""
+    if baseline and action != "collect":
         raise ValueError("--baseline is for collect: run and queue queue on HEAD")
-    variants = read_grid(args.grid)
-    if args.only:
-        chosen = args.only.split(",")
+    variants = read_grid(grid)
+    if only:
+        chosen = only.split(",")
         unknown = sorted(set(chosen) - set(variants))
         if unknown:
-            raise ValueError(f"{args.grid}: no variant {unknown[0]!r} (--only)")
+            raise ValueError(f"{grid}: no variant {unknown[0]!r} (--only)")
         variants = {name: variants[name] for name in chosen}
     # run: the experiments' parent, whatever is committed meanwhile; collect: as asked.
-    baseline = git_head(args.repo) if args.action == "run" else args.baseline
-    if args.action in ("run", "queue"):
-        queue(args.repo, variants)
-    if args.action == "run":
-        states = run_queue(args.repo, list(variants), args.jobs)
+    baseline = git_head(repo) if action == "run" else baseline
+    if action in ("run", "queue"):
+        queue(repo, variants)
+    if action == "run":
+        states = run_queue(repo, list(variants), jobs)
         failed = [n for n, s in states.items() if s == "Failed"]
         if failed:
             print(f"failed: {', '.join(failed)} (dvc queue logs <name>)")
-    if args.action in ("run", "collect"):
+    if action in ("run", "collect"):
         # The whole grid: variants run earlier (`--only`) stay in the collection.
-        out = collect(args.repo, args.grid, read_grid(args.grid), args.resamples, baseline)
+        out = collect(repo, grid, read_grid(grid), resamples, baseline)
         print(grid_markdown(out))
-
-
-def cli() -> None:
-    run_cli(main)

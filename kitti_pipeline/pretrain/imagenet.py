@@ -27,6 +27,7 @@ from kitti_pipeline.classify.models import (
 )
 from kitti_pipeline.classify.train import FitConfig, fit, predict
 from kitti_pipeline.core.device import describe_device, resolve_device
+from kitti_pipeline.core.files import load_torch
 from kitti_pipeline.core.params import ClassifierInitParams
 from kitti_pipeline.pretrain.objects import DRAW, OBJECT_CLASSES, background, finish, object_shape
 from kitti_pipeline.pretrain.real_weights import imagenet_file_name, pretrained_path
@@ -195,7 +196,7 @@ def init_classifier_weights(
     if source == "imagenet":
         name = imagenet_file_name(arch)
         path = pretrained_path(folder, name, pretrained or {}, f"classifier.init.source {arch}")
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = load_torch(path)
         info = {"weights": f"{arch} IMAGENET1K_V1", "file": name, "file_sha256": pretrained[name]}
     elif source == "random":
         state = random_backbone(arch, num_classes, cfg.seed)
