@@ -26,8 +26,8 @@ def main(argv=None):
         out="crops folder to create",
     )
     cfg, classes = params.crop, params.data.classes
-    check_classes(args.frames, classes)
     frames, skips = list_frames(args.frames, cfg.on_bad_input)
+    check_classes(args.frames, classes)
     options = (cfg.image_size, cfg.resize, cfg.min_box_size, cfg.label_tolerance, cfg.on_bad_input)
     rows = []
     with atomic_dir(args.out) as out:

@@ -69,8 +69,8 @@ def study_frames(
     root: Path, classes: tuple[str, ...], size: int, resize: str, min_box_size: float
 ) -> tuple[list[CropInput], list[Skip]]:
     """Every labelled object of a frames folder (`images/`, `labels/`), as the crop stage crops."""
-    check_classes(root, classes)
     frames, _ = list_frames(root, "error")
+    check_classes(root, classes)
     inputs, skips = [], []
     for frame in frames:
         crops, skipped = crop_frame(frame, classes, size, resize, min_box_size, 0.01, "error")

@@ -78,8 +78,19 @@ class Crop:
 
 
 def check_classes(root: str | Path, classes: tuple[str, ...]) -> None:
-    """Raise `DatasetError` unless the folder's `classes.txt` lists exactly `classes`, in order."""
-    found = read_classes(Path(root) / "classes.txt")
+    """Raise `DatasetError` unless the folder's `classes.txt` lists exactly `classes`, in order.
+
+    A folder without one (the course ships its 500 images and labels without it) is refused with
+    the line that writes it: class ids mean nothing without their names.
+    """
+    path = Path(root) / "classes.txt"
+    if not path.is_file():
+        names = "\\n".join(classes)
+        raise DatasetError(
+            f"{path}: no such file; it names the labels' class ids in order, one a line. If "
+            f"the ids are data.classes' order, write it with: printf '{names}\\n' > {path}"
+        )
+    found = read_classes(path)
     if found != classes:
         raise DatasetError(
             f"{root}/classes.txt lists {list(found)}, but data.classes is {list(classes)}"
@@ -112,6 +123,13 @@ def list_frames(root: str | Path, on_bad_input: str) -> tuple[list[Frame], list[
             raise DatasetError(
                 f"{root}: no '{sub}/' folder (expected images/, labels/, classes.txt)"
             )
+    nested = sorted(p for p in (root / "images").iterdir() if p.is_dir())
+    if nested:
+        raise DatasetError(
+            f"{nested[0]}/: a split tree (images/<split>/, labels/<split>/, as ultralytics "
+            f"lays data out) is not read; put every image in {root / 'images'}/ and every label "
+            f"in {root / 'labels'}/: the split stage draws its own split"
+        )
     images: dict[str, Path] = {}
     for path in sorted((root / "images").iterdir()):
         if path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -136,6 +154,11 @@ def list_frames(root: str | Path, on_bad_input: str) -> tuple[list[Frame], list[
             f"({len(problems)} unpaired files; set crop.on_bad_input: skip to skip)"
         )
     frames = [Frame(s, images[s], labels[s]) for s in sorted(images.keys() & labels.keys())]
+    if not frames:
+        raise DatasetError(
+            f"{root}: no frames: no image in images/ ({', '.join(IMAGE_SUFFIXES)}) has a label "
+            "of the same name in labels/"
+        )
     return frames, problems
 
 
