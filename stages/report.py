@@ -1,8 +1,8 @@
 """Stage `report`: reports/REPORT.md and a self-contained HTML copy, from metrics and plots.
 
 Tables 1, 4, 5 and 6, confusion matrices, loss curves, val AP against epoch and the detection
-pictures, each with the data, profile, seeds and code version behind it. On the study profile the
-study's published figures (`--published`) stand in brackets beside ours.
+pictures, each with the data, profile, seeds and code version behind it, under a summary of the
+findings. On the study profile the study's published figures (`--published`) stand beside ours.
 """
 
 from pathlib import Path
@@ -15,6 +15,7 @@ from kitti_pipeline.core.files import atomic_dir, write_text
 from kitti_pipeline.core.profiles import describe_profile
 from kitti_pipeline.core.version import code_version
 from kitti_pipeline.report.document import ReportInputs, compose_report, html_report
+from kitti_pipeline.report.summary import study_citation
 
 
 def main(argv=None):
@@ -32,14 +33,23 @@ def main(argv=None):
         html="the HTML copy, images inlined",
     )
     profile = describe_profile(yaml.safe_load(Path(args.params).read_text()), args.profiles)
-    published = yaml.safe_load(Path(args.published).read_text()) if profile == "study" else None
+    published = yaml.safe_load(Path(args.published).read_text())
+    citation = study_citation(published["study"])
 
     inputs = ReportInputs(
         **{name: getattr(args, name) for name in ReportInputs.__dataclass_fields__}
     )
     out, figures_dir = Path(args.out), Path(args.figures)
     markdown, figures = compose_report(
-        params, inputs, out.parent, figures_dir, profile, code_version(), published
+        params,
+        inputs,
+        out.parent,
+        figures_dir,
+        profile,
+        code_version(),
+        citation,
+        # The study's setting, even with a few keys changed (the profile says which).
+        published if profile.split()[0] == "study" else None,
     )
     with atomic_dir(figures_dir) as tmp:
         for name, figure in figures.items():

@@ -144,6 +144,9 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     for heading in ("Table 1", "Table 4", "Table 5", "Table 6", "Loss curves", "Detections"):
         assert heading in report
     assert "profile `ci`" in report
+    # Not the study's run: a banner says so, and no published figure stands beside ours.
+    assert "> **Not the study's run.** Profile `ci`: generated KITTI-like frames" in report
+    assert "## Summary" in report and "(study " not in report
     images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", report)
     assert sum("plots/classifier/confusion/" in i for i in images) == 8
     assert all((repo / "reports" / i).exists() for i in images)

@@ -11,6 +11,7 @@ crops, epochs and resamples are few, and the device is the CPU.
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 
@@ -178,7 +179,16 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
             for key, value in reference.items():
                 assert metrics["best"]["Car"][key] == pytest.approx(value, abs=1e-6), key
             assert set(metrics["best"]["Car"]["kitti_AP40"]) == {"easy", "moderate", "hard"}
-        assert "profile `study" in (repo / "reports/REPORT.md").read_text()
+        report = (repo / "reports/REPORT.md").read_text()
+        assert "profile `study with " in report  # the counts shrunk here, named
+        # The study's printed figures under ours, its notes, and no "not the study" banner.
+        assert "The study: \u201cAssignment 2\u201d, Aprendizagem Profunda Aplicada" in report
+        row = next(r for r in report.splitlines() if r.startswith("| ResNet18 pretrained, fine"))
+        assert row.split(" | ")[1].endswith("<br>(study 89.50%)")
+        assert re.search(r"\| Yes \| best \| \d+<br>\(study 150\) \|", report)
+        assert report.count("> On the study's printed figures:") == 3
+        assert "| Car | 844 | 6 | 1 |" in report
+        assert "Not the study's run" not in report
     finally:  # gigabytes of models, states and DVC cache
         shutil.rmtree(tmp_path / "repo", ignore_errors=True)
         shutil.rmtree(tmp_path / "torch_home", ignore_errors=True)

@@ -22,6 +22,12 @@ from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import ARMS, Params
 from kitti_pipeline.report.answers import answers_section
 from kitti_pipeline.report.figures import loss_curves_figure, metric_by_epoch_figure
+from kitti_pipeline.report.summary import (
+    findings_summary,
+    profile_banner,
+    published_confusion,
+    published_notes,
+)
 from kitti_pipeline.report.tables import (
     ARCH_NAMES,
     REGIME_NAMES,
@@ -66,6 +72,7 @@ def compose_report(
     figures_dir: Path,
     profile: str,
     code_version: str,
+    citation: str,
     published: dict | None = None,
 ) -> tuple[str, dict[str, Figure]]:
     """The report's Markdown and its new figures.
@@ -77,8 +84,9 @@ def compose_report(
         figures_dir: Where the stage will save the returned figures.
         profile: The profile `params` are on (`demo`, `study`, ...; `custom` for none).
         code_version: The library's version, for the provenance lines.
-        published: The study's figures (`table1`, `classifier`, `detector`), put in brackets
-            beside ours; None when the run is not on the study profile.
+        citation: The study reproduced (`summary.study_citation`).
+        published: The study's figures and notes (`reports/published.yaml`), shown beside ours;
+            None when the run is not on the study profile.
 
     Returns:
         The Markdown, and file name (in `figures_dir`) -> figure.
@@ -90,6 +98,8 @@ def compose_report(
         return f"![{alt}]({Path(os.path.relpath(path, report_dir)).as_posix()})"
 
     dataset = json.loads(inputs.dataset.read_text())
+    compared = json.loads(inputs.classifier_comparisons.read_text())
+    comparison = json.loads(inputs.detector_comparison.read_text())
     source = (
         f"Data `{params.data.frames}` ({dataset['frames']['read']} frames), "
         f"profile `{profile}`, code `{code_version}`"
@@ -97,12 +107,20 @@ def compose_report(
     out = [
         "# kitti-transfer: the study's report",
         "",
-        f"{source}. Made by `dvc repro` from the metrics and plots alone; "
+        f"The study: {citation}. {source}. Made by `dvc repro` from the metrics and plots alone; "
         + (
-            "figures in brackets are the study's published ones."
+            "the study's published figures stand under ours, with its notes where they do "
+            "not add up."
             if published
             else "the study's published figures appear beside ours on the `study` profile."
-        ),
+        )
+        + " `reports/REPORT.html` is this report with every image inlined; it and the detection "
+        "pictures are DVC outputs, there after `dvc repro` or `dvc pull`.",
+        "",
+        *profile_banner(params, profile, dataset["frames"]["read"]),
+        "## Summary",
+        "",
+        *findings_summary(compared, comparison),
         "",
         "## Data",
         "",
@@ -112,6 +130,7 @@ def compose_report(
         f"Skipped boxes: {dataset['skipped']['total']} (see `metrics/dataset.json`). "
         + split_text(dataset),
         "",
+        *published_notes((published.get("notes") or {}).get("table1")),
         link(inputs.crop_examples, "Figure 1: crops of each class"),
         "",
         "## Classifiers",
@@ -120,12 +139,11 @@ def compose_report(
         f"{cfg.train.batch_size}, {cfg.train.epochs} epochs, {params.crop.image_size}px crops; "
         f"starting weights: {starting_weights_text(cfg)}. A cell is the figure (with several "
         "seeds, mean ± std) and its 95% interval over bootstrap draws of the test frames (and "
-        "seeds); the study's figure, where published, in brackets.",
+        "seeds); the study's figure, where published, under it.",
         "",
     ]
     runs = read_classifier_runs(inputs.classifier_runs, cfg)
     summary = summarise_seeds(runs, classes)
-    compared = json.loads(inputs.classifier_comparisons.read_text())
     out += [
         markdown_tables(
             summary,
@@ -137,6 +155,7 @@ def compose_report(
             {arch: cfg.init.source_of(arch) for arch in cfg.archs},
         )
     ]
+    out += published_notes((published.get("notes") or {}).get("classifier"))
     out += [comparison_table(compared)]
 
     figures: dict[str, Figure] = {}
@@ -147,6 +166,7 @@ def compose_report(
             for regime in ARMS
         ]
         out += [" ".join(images), ""]
+    out += published_confusion(published.get("confusion"), classes)
     out += ["### Loss curves", ""]
     for arch in cfg.archs:
         panels = [
@@ -165,7 +185,6 @@ def compose_report(
         out += [link(figures_dir / name, f"{figure}: {arch} loss curves"), ""]
 
     runs = read_detector_runs(inputs.detector_runs, det.seeds)
-    comparison = json.loads(inputs.detector_comparison.read_text())
     init = json.loads((inputs.detector_runs / "init.json").read_text())
     test_frames = next(iter(runs.values()))["test_frames"]
     out += [
@@ -195,6 +214,7 @@ def compose_report(
             comparison["arms"],
             published.get("detector"),
         ),
+        *published_notes((published.get("notes") or {}).get("detector")),
         detector_comparison_table(comparison),
     ]
     histories = {
@@ -211,7 +231,9 @@ def compose_report(
         "",
         "### Detections on test frames",
         "",
-        "Red: detections with confidence; green dashes: ground truth.",
+        "Red: detections with confidence; green dashes: ground truth. The pictures are DVC "
+        "outputs (`plots/detector/pictures/`), not in git: in a fresh clone they appear after "
+        "`dvc repro` or `dvc pull`.",
         "",
     ]
     for picture in sorted(inputs.pictures.glob("*.png")):
@@ -232,7 +254,10 @@ def dataset_table(dataset: dict, classes: tuple[str, ...], published: dict | Non
         counts = dataset["crops"][split]
         theirs = published.get(split) or {}
         frames = dataset["frames"]["read"] if split == "all" else dataset["frames"][split]
-        cells = [with_published(str(counts[k]), theirs.get(k)) for k in ("total", *classes)]
+        cells = [
+            with_published(str(counts[k]), theirs.get(k), percent=False, sep=" ")
+            for k in ("total", *classes)
+        ]
         lines.append(f"| {split} | {frames} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

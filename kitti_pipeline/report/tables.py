@@ -120,10 +120,10 @@ def markdown_tables(
 
     Args:
         sources: `{arch: classifier.init.source}`, said under each table's title.
-        published: `{arch: {regime: {column: value}}}`, the study's figures, shown in brackets
-            after ours where given.
+        published: `{arch: {regime: {column: percent}}}`, the study's figures as printed, shown
+            under ours where given.
         arms: `compare_classifiers`' `arms`: each cell's 95% interval (test frames and seeds),
-            shown after the figure.
+            shown under the figure, so that the tables stay narrow enough not to wrap.
     """
     keys = [*COLUMNS, *(f"acc_{k}" for k in classes)]
     headers = [*COLUMNS, *(f"Acc {k}" for k in classes)]
@@ -150,7 +150,8 @@ def markdown_tables(
             theirs = (published.get(arch) or {}).get(regime) or {}
             ci = ((arms or {}).get(arch) or {}).get(regime) or {}
             values = [
-                with_published(_format(cell, k) + _interval(ci.get(k)), theirs.get(k)) for k in keys
+                with_published(_format(cell, k) + _interval(ci.get(k), CELL_BREAK), theirs.get(k))
+                for k in keys
             ]
             out.append(
                 f"| {ARCH_NAMES[arch]} {REGIME_NAMES[regime]} | "
@@ -179,15 +180,27 @@ def with_interval(value: float, ci: dict | None) -> str:
     return f"{value:.3f}" + _interval(ci)
 
 
-def _interval(ci: dict | None) -> str:
-    return "" if ci is None else f" [{ci['low']:.3f}, {ci['high']:.3f}]"
+def _interval(ci: dict | None, sep: str = " ") -> str:
+    return "" if ci is None else f"{sep}[{ci['low']:.3f}, {ci['high']:.3f}]"
 
 
-def with_published(ours: str, published: float | None) -> str:
-    """A table cell: our figure, then the study's in brackets when there is one."""
+# Inside a table cell, the figure, its interval and the study's figure go on lines of their own:
+# side by side, Tables 4 to 6 are too wide for a page.
+CELL_BREAK = "<br>"
+
+
+def with_published(
+    ours: str, published: float | None, percent: bool = True, sep: str = CELL_BREAK
+) -> str:
+    """A table cell: our figure, then the study's as printed, `(study 70.43%)`, if there is one.
+
+    Args:
+        percent: The study printed the figure as a percentage (a count or an epoch: False).
+    """
     if published is None:
         return ours
-    return f"{ours} ({published:.3f})" if isinstance(published, float) else f"{ours} ({published})"
+    shown = f"{published:.2f}%" if percent else f"{published:g}"
+    return f"{ours}{sep}(study {shown})"
 
 
 def _format(cell: dict, key: str) -> str:
@@ -253,7 +266,8 @@ def detector_table(summary: dict, arms: dict | None = None, published: dict | No
         summary: `summarise_detector_seeds`' JSON.
         arms: `compare_detectors`' `arms`.
         published: `{run: {checkpoint: {column: value}}}` with columns epoch, precision,
-            recall, AP50, F1: the study's figures, shown in brackets after ours where given.
+            recall, AP50, F1: the study's figures (percentages as printed), shown under ours
+            where given.
     """
     published, arms = published or {}, arms or {}
     main = [
@@ -272,10 +286,12 @@ def detector_table(summary: dict, arms: dict | None = None, published: dict | No
             ci = (arms.get(run) or {}).get(checkpoint) or {}
 
             def figure(key: str, cell=cell, ci=ci) -> str:
-                return _format(cell, key) + _interval(ci.get(key)) if key in cell else "–"
+                if key not in cell:
+                    return "–"
+                return _format(cell, key) + _interval(ci.get(key), CELL_BREAK)
 
             epochs = ", ".join(str(e) for e in cell["epochs"])
-            cells = [with_published(epochs, theirs.get("epoch"))]
+            cells = [with_published(epochs, theirs.get("epoch"), percent=False)]
             cells += [
                 with_published(figure(k), theirs.get(k))
                 for k in ("precision", "recall", "AP50", "F1")
