@@ -145,7 +145,9 @@ def test_a_documented_command_is_accepted(page, line, argv, monkeypatch):
         if script == "-c":
             compile(argv[argv.index("-c") + 1], f"{page.name}:{line}", "exec")
             return
-        check_parser(script_main(ROOT / script, monkeypatch), argv[argv.index(script) + 1 :], monkeypatch)
+        check_parser(
+            script_main(ROOT / script, monkeypatch), argv[argv.index(script) + 1 :], monkeypatch
+        )
     else:
         pytest.fail(f"{page.name}:{line}: {program!r} is no known command")
 
