@@ -31,7 +31,8 @@ def test_detector_table_by_hand():
     arms = {"transfer": {"best": {"AP50": {"value": 0.71, "low": 0.6, "high": 0.8}}}}
     lines = detector_table(summary, arms).splitlines()
     assert lines[0] == "| Transfer Learning | Checkpoint | Epoch | Precision | Recall | AP | F1 |"
-    assert lines[2] == "| Yes | best | 15 | 0.800 | 0.500 | 0.710 [0.600, 0.800] | 0.615 |"
+    # The interval on a line of its own inside the cell, so that the table does not wrap.
+    assert lines[2] == "| Yes | best | 15 | 0.800 | 0.500 | 0.710<br>[0.600, 0.800] | 0.615 |"
     assert lines[5] == "| No | last | 20 | 0.800 | 0.500 | 0.500 | 0.615 |"
     assert "| Yes | last | 0.300 | 0.250 | 0.400 | 0.300 | 0.200 |" in lines
     assert "| No | best | 0.300 | 0.250 | – | – | – |" in lines
@@ -53,7 +54,7 @@ def test_detector_seeds_give_mean_and_sample_std_with_every_epoch():
     arms = {"transfer": {"best": {"AP50": {"value": 0.7, "low": 0.55, "high": 0.85}}}}
     row = detector_table({"transfer": {"best": best}}, arms).splitlines()[2]
     assert row == (
-        "| Yes | best | 15, 10, 20 | 0.800 ± 0.000 | 0.500 ± 0.000 | 0.700 ± 0.100 "
+        "| Yes | best | 15, 10, 20 | 0.800 ± 0.000 | 0.500 ± 0.000 | 0.700 ± 0.100<br>"
         "[0.550, 0.850] | 0.615 ± 0.000 |"
     )
 
