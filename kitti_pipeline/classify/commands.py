@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from kitti_pipeline.core.cli import run_cli
+from kitti_pipeline.core.cli import add_device_option, run_cli
 
 EXAMPLE = """example:
   kitti-classify --model models/classifier/mobilenet_v2-finetune-s0.pt --out predictions/ \\
@@ -45,12 +45,7 @@ def classify_parser() -> argparse.ArgumentParser:
         default=8.0,
         help="as crop.min_box_size: skip boxes narrower or shorter, in pixels (default 8)",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda"],
-        help="where to run (default auto: CUDA when torch can use it)",
-    )
+    add_device_option(parser)
     return parser
 
 

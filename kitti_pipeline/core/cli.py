@@ -45,6 +45,16 @@ def parse_stage(
     return args, load_params(args.params)
 
 
+def add_device_option(parser: argparse.ArgumentParser) -> None:
+    """Add `--device` (auto, cpu or cuda) to a command that runs a model."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to run (default auto: CUDA when torch can use it)",
+    )
+
+
 # What bad input, missing files and unusable devices raise; anything else is a bug and keeps
 # its traceback.
 USER_ERRORS = (ValueError, OSError, RuntimeError, FloatingPointError)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from kitti_pipeline.core.cli import run_cli
+from kitti_pipeline.core.cli import add_device_option, run_cli
 
 DETECT_EXAMPLE = """example:
   kitti-detect --model models/detector/transfer-s0/best.pt --out detections/ my_frames/
@@ -48,12 +48,7 @@ def detect_parser() -> argparse.ArgumentParser:
         help="suppress a box overlapping a better one of its class by more than this IoU "
         "(default 0.45)",
     )
-    parser.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda"],
-        help="where to run (default auto: CUDA when torch can use it)",
-    )
+    add_device_option(parser)
     return parser
 
 
