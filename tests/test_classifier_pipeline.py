@@ -149,12 +149,17 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
 
     # A rerun with nothing changed resumes from the finished checkpoint and trains nothing more.
     model = torch.load(tmp_path / f"models/{run}.pt", weights_only=True)
+    took = json.loads((tmp_path / f"models/{run}.json").read_text())["train_seconds"]
+    saved = torch.load(tmp_path / f"ckpt/{run}.pt", weights_only=True)["train_seconds"]
+    assert 0 < saved <= took  # the time up to the last epoch's save
     capsys.readouterr()
     train_and_evaluate(stage, params_file, tmp_path, "mobilenet_v2", "frozen")
     assert "resuming after epoch 2" in capsys.readouterr().out
     again = torch.load(tmp_path / f"models/{run}.pt", weights_only=True)
     assert all(torch.equal(v, again["state_dict"][k]) for k, v in model["state_dict"].items())
     assert json.loads((tmp_path / f"metrics/{run}.json").read_text()) == metrics
+    # Its training time is the first run's, not the moment the rerun took.
+    assert json.loads((tmp_path / f"models/{run}.json").read_text())["train_seconds"] >= saved
 
 
 def test_classifier_run_is_deterministic(stage, params_file, tmp_path):

@@ -252,11 +252,17 @@ def test_detector_stages(stage, params_file, tmp_path, capsys):
 
     # A rerun with nothing changed resumes from the finished run and trains nothing more.
     model = torch.load(out / "models/scratch-s0/last.pt", weights_only=True)
+    took = json.loads((out / "models/scratch-s0.json").read_text())["train_seconds"]
+    saved = torch.load(out / "checkpoints/scratch-s0/state.pt", weights_only=True)
+    assert 0 < saved["train_seconds"] <= took  # the time up to the last epoch's save
     capsys.readouterr()
     train(stage, params, out, "scratch")
     assert "scratch-s0: resuming after epoch 2" in capsys.readouterr().out
     again = torch.load(out / "models/scratch-s0/last.pt", weights_only=True)
     assert all(torch.equal(v, again["state_dict"][k]) for k, v in model["state_dict"].items())
+    # Its training time is the first run's, not the moment the rerun took.
+    rerun = json.loads((out / "models/scratch-s0.json").read_text())
+    assert rerun["train_seconds"] >= saved["train_seconds"]
 
 
 def test_init_from_a_darknet_file_checks_its_sha256(stage, params_file, tmp_path):

@@ -442,11 +442,17 @@ def train_classifier(
         cfg.balance,
         cfg.label_smoothing,
     )
-    on_epoch = resumable.save if world.main else None
+    # Training time, the epochs before an interruption included: saved with every state.
+    before = resume.get("train_seconds", 0.0) if resume is not None else 0.0
     began = time.perf_counter()
+
+    def save(state: dict) -> None:
+        resumable.save({**state, "train_seconds": before + time.perf_counter() - began})
+
     fit_regime = "frozen" if regime == CONTROL else regime
+    on_epoch = save if world.main else None
     history = fit(model, fit_regime, train, val, fit_cfg, seed, resume, on_epoch, run, world)
-    seconds = time.perf_counter() - began
+    seconds = before + time.perf_counter() - began
     trainable, total = count_parameters(model)
     if world.main:
         print(

@@ -136,14 +136,17 @@ def train_detector(
     if world.main:
         checkpoints.mkdir(parents=True, exist_ok=True)
 
+    # Training time, the epochs before an interruption included: saved with every state.
+    before = resume.get("train_seconds", 0.0) if resume is not None else 0.0
+    began = time.perf_counter()
+
     def save_evaluated(state: dict) -> None:
         # The epoch's weights first: a saved state never names weights that are not there.
         if cfg.keep_checkpoints:
             weights = {"epoch": state["epoch"], "model": state["model"]}
             resumable.save(weights, epoch_checkpoint(state["epoch"]))
-        resumable.save(state)
+        resumable.save({**state, "train_seconds": before + time.perf_counter() - began})
 
-    began = time.perf_counter()
     history, best = fit_detector(
         model,
         train,
@@ -157,7 +160,7 @@ def train_detector(
         seed=seed,
         fill=det.letterbox_fill,
     )
-    seconds = time.perf_counter() - began
+    seconds = before + time.perf_counter() - began
     if not world.main:  # rank 0 alone evaluates and writes
         return model, best, {}
     print(
