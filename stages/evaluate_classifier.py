@@ -1,8 +1,12 @@
-"""Stage `evaluate_classifier`: one trained classifier on the held-out test crops.
+"""Stage `evaluate_classifier`: every trained classifier on the held-out test crops.
 
-Writes the study's metrics (mCA, macro F1/precision/recall, per-class accuracy, accuracy) with
-bootstrap 95% intervals, the per-crop predictions (DVC's confusion plot) and a confusion PNG.
+For each run of the study (`classifier.archs` x the arms x `classifier.seeds`), writes the study's
+metrics (mCA, macro F1/precision/recall, per-class accuracy, accuracy) with bootstrap 95%
+intervals, the per-crop predictions (DVC's confusion plot) and a confusion PNG, each named after
+the run. One process scores them all: on a CPU, starting torch costs more than scoring a run.
 """
+
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 
@@ -11,6 +15,7 @@ from kitti_pipeline.classify.figures import confusion_figure
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import atomic_path, write_csv, write_json
+from kitti_pipeline.core.params import ARMS
 
 
 def main(argv=None):
@@ -19,22 +24,24 @@ def main(argv=None):
         argv,
         crops="crops folder",
         split="split CSV",
-        model="model file from train_classifier",
-        metrics="metrics JSON to write",
-        predictions="CSV: crop, actual, predicted",
-        figure="confusion matrix PNG",
+        models="folder of the model files from train_classifier",
+        metrics="folder of metrics JSONs to write",
+        predictions="folder of CSVs to write: crop, actual, predicted",
+        figures="folder of confusion matrix PNGs to write",
+        runs=(str, "comma-separated runs to score (default: every run of the study)", None),
     )
-    classes = params.data.classes
-    device = resolve_device(params.classifier.train.device)
-    result = evaluate_classifier(
-        args.model, args.crops, args.split, classes, params.classifier.bootstrap, device
-    )
-    write_json(args.metrics, result.metrics)
-    write_csv(args.predictions, result.predictions, PREDICTION_FIELDS)
-    figure = confusion_figure(result.confusion, classes, result.title)
-    with atomic_path(args.figure) as tmp:
-        figure.savefig(tmp, format="png", dpi=90)
-    plt.close(figure)
+    cfg, classes = params.classifier, params.data.classes
+    device = resolve_device(cfg.train.device)
+    study = [f"{a}-{arm}-s{s}" for a in cfg.archs for arm in ARMS for s in cfg.seeds]
+    for run in args.runs.split(",") if args.runs else study:
+        model = Path(args.models) / f"{run}.pt"
+        result = evaluate_classifier(model, args.crops, args.split, classes, cfg.bootstrap, device)
+        write_json(Path(args.metrics) / f"{run}.json", result.metrics)
+        write_csv(Path(args.predictions) / f"{run}.csv", result.predictions, PREDICTION_FIELDS)
+        figure = confusion_figure(result.confusion, classes, result.title)
+        with atomic_path(Path(args.figures) / f"{run}.png") as tmp:
+            figure.savefig(tmp, format="png", dpi=90)
+        plt.close(figure)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,19 @@ def pytest_addoption(parser):
     parser.addoption("--gpu-results", default=None, help="JSON file for tests/gpu's figures")
 
 
+def pytest_configure(config):
+    """Under pytest-xdist (`make test` runs a worker per core), each worker's torch, and the
+    stage processes it starts, get that worker's share of the cores: workers that each spin a
+    thread per core of the machine slow one another down."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        import torch
+
+        threads = max(1, (os.cpu_count() or 1) // workers)
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+
+
 def shrink(raw: dict) -> dict:
     """The repo's params.yaml with the `ci` profile applied: few frames, tiny crops and images."""
     merge_overrides(raw, read_profile("ci", ROOT / "profiles"))

@@ -53,14 +53,8 @@ def train_and_evaluate(stage, params, out, arch, regime, seed=0):
         out / "crops",
         "--split",
         out / "split.csv",
-        "--model",
-        out / f"models/{run}.pt",
-        "--metrics",
-        out / f"metrics/{run}.json",
-        "--predictions",
-        out / f"pred/{run}.csv",
-        "--figure",
-        out / f"confusion/{run}.png",
+        *("--models", out / "models", "--runs", run, "--metrics", out / "metrics"),
+        *("--predictions", out / "pred", "--figures", out / "confusion"),
     )
     return run
 
@@ -220,7 +214,8 @@ def test_a_new_crop_size_retrains_and_an_old_model_is_refused(stage, params_file
     run = train_and_evaluate(stage, params_file, tmp_path, "mobilenet_v2", "scratch")
     history = (tmp_path / f"history/{run}.csv").read_text()
     split = (tmp_path / "split.csv").read_bytes()
-    shutil.copy(tmp_path / f"models/{run}.pt", tmp_path / "old.pt")
+    (tmp_path / "old").mkdir()
+    shutil.copy(tmp_path / f"models/{run}.pt", tmp_path / "old/old.pt")
 
     raw = yaml.safe_load(params_file.read_text())
     raw["crop"]["image_size"] = 40
@@ -248,7 +243,7 @@ def test_a_new_crop_size_retrains_and_an_old_model_is_refused(stage, params_file
     # The losses are those of a model trained on the new crops, not the old model's.
     assert (tmp_path / f"history/{run}.csv").read_text() != history
     new = torch.load(tmp_path / f"models/{run}.pt", weights_only=True)
-    old = torch.load(tmp_path / "old.pt", weights_only=True)
+    old = torch.load(tmp_path / "old/old.pt", weights_only=True)
     assert (new["image_size"], old["image_size"]) == (40, 32)
     assert not torch.equal(
         new["state_dict"]["features.0.0.weight"], old["state_dict"]["features.0.0.weight"]
@@ -257,9 +252,9 @@ def test_a_new_crop_size_retrains_and_an_old_model_is_refused(stage, params_file
         stage(
             "evaluate_classifier",
             *("--params", params_file, "--crops", tmp_path / "crops"),
-            *("--split", tmp_path / "split.csv", "--model", tmp_path / "old.pt"),
-            *("--metrics", tmp_path / "m.json", "--predictions", tmp_path / "p.csv"),
-            *("--figure", tmp_path / "c.png"),
+            *("--split", tmp_path / "split.csv", "--models", tmp_path / "old", "--runs", "old"),
+            *("--metrics", tmp_path / "m", "--predictions", tmp_path / "p"),
+            *("--figures", tmp_path / "c"),
         )
 
 

@@ -184,7 +184,11 @@ def test_a_diverging_loss_stops_the_epoch_naming_the_steps(monkeypatch):
 def test_the_compiled_step_trains_to_the_eager_losses(params_file, monkeypatch):
     """`compile: true` (CUDA's default) trains through `torch.compile` of the whole loss step
     (the tiny cfg's padded maxpool included) with a fused Adam: over three float32 epochs of
-    two steps each it reaches the losses of the eager step with the for-loop Adam."""
+    two steps each it reaches the losses of the eager step with the for-loop Adam.
+
+    On the CPU the step is compiled with the `aot_eager` backend: TorchDynamo captures the whole
+    step and AOTAutograd its backward, as on a GPU, but no kernels are generated, which would take
+    minutes of C++ compilation here; `tests/gpu` trains the step compiled by Inductor on CUDA."""
     data = make_object_scenes(8, 64, seed=0)
     cfg = dataclasses.replace(
         load_params(params_file).detector.train,
@@ -195,7 +199,9 @@ def test_the_compiled_step_trains_to_the_eager_losses(params_file, monkeypatch):
         warmup_steps=1,
     )
     real, compiled, runs = torch.compile, [], []
-    monkeypatch.setattr(torch, "compile", lambda f, **k: compiled.append(f) or real(f, **k))
+    monkeypatch.setattr(
+        torch, "compile", lambda f, **k: compiled.append(f) or real(f, backend="aot_eager", **k)
+    )
     for on in (False, True):
         torch.manual_seed(0)
         model = build_darknet(SMALL, 10)

@@ -4,9 +4,11 @@ import hashlib
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import pytest
 import torch
+from torchvision import models
 
 from kitti_pipeline.classify import model_files
 from kitti_pipeline.core.params import ClassifierInitParams, ParamsError
@@ -20,12 +22,35 @@ DIGEST = hashlib.sha256(DATA).hexdigest()
 
 
 @pytest.fixture
-def hub_dir(tmp_path):
+def hub_dir(tmp_path, monkeypatch):
     """An empty torch hub cache, so the tests never see a real one."""
-    old = torch.hub.get_dir()
-    torch.hub.set_dir(str(tmp_path / "hub"))
-    yield tmp_path / "hub"
-    torch.hub.set_dir(old)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    return tmp_path / "torch/hub"
+
+
+@pytest.mark.parametrize("torch_home", [None, "torch_home"])
+@pytest.mark.parametrize("xdg_cache", [None, "xdg"])
+def test_the_hub_cache_is_where_torch_puts_it(tmp_path, monkeypatch, torch_home, xdg_cache):
+    for name, value in (("TORCH_HOME", torch_home), ("XDG_CACHE_HOME", xdg_cache)):
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, str(tmp_path / value))
+    assert weights.hub_checkpoints() == Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def test_the_imagenet_urls_are_torchvisions():
+    torchvision_urls = {
+        "resnet18": models.ResNet18_Weights.IMAGENET1K_V1.url,
+        "mobilenet_v2": models.MobileNet_V2_Weights.IMAGENET1K_V1.url,
+    }
+    assert torchvision_urls == weights.IMAGENET_URLS
+
+
+def test_fetching_a_file_never_starts_torch():
+    code = "import sys, kitti_pipeline.pretrain.real_weights; print('torch' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 @pytest.fixture

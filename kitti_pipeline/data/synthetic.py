@@ -154,7 +154,9 @@ def write_synthetic_frame(
     A frame depends on its index alone, so frames can be written in any order, by any process.
     """
     image, yolo, kitti = synthetic_frame(cfg, classes, index)
-    image.save(out / "images" / f"{index:06d}.png")
+    # zlib level 1: a noisy frame compresses 2.5x faster than at PIL's default 6, for files 13%
+    # larger (bench/README.md, "Drawing the generated frames").
+    image.save(out / "images" / f"{index:06d}.png", compress_level=1)
     _write_lines(out / "labels" / f"{index:06d}.txt", yolo)
     if cfg.kitti_labels:
         _write_lines(out / "label_2" / f"{index:06d}.txt", kitti)

