@@ -22,6 +22,20 @@ def pytest_addoption(parser):
     parser.addoption("--gpu-results", default=None, help="JSON file for tests/gpu's figures")
 
 
+# The files that run the whole pipeline under DVC, longest first: collected first, so that
+# pytest-xdist starts them first and the other files fill the other workers meanwhile, instead
+# of one of them running alone at the end.
+LONGEST = ("test_study_profile.py", "test_experiments_pipeline.py", "test_pipeline.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def rank(item):
+        name = item.path.name
+        return (LONGEST.index(name) if name in LONGEST else len(LONGEST), str(item.path))
+
+    items.sort(key=rank)  # stable: each file's tests keep their order
+
+
 def pytest_configure(config):
     """Under pytest-xdist (`make test` runs a worker per core), each worker's torch, and the
     stage processes it starts, get that worker's share of the cores: workers that each spin a

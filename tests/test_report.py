@@ -216,7 +216,7 @@ def test_the_banner_names_the_data_and_weights_and_the_study_has_none():
     assert "(`data/synthetic`, 200), not KITTI" in banner
     assert "ResNet18 from the offline stand-in, pretrained on generated objects" in banner
     assert "MobileNetV2 from torchvision's ImageNet file (IMAGENET1K_V1)" in banner
-    assert "`cfg/yolov3-tiny.cfg` at 640x192" in banner
+    assert "`cfg/yolov3-tiny.cfg` at 416x128" in banner
     assert "transfer from `yolov3-tiny.weights`" in banner
     assert profile_banner(params, "study", 500) == []
 
