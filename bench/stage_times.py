@@ -96,8 +96,8 @@ def estimate(reference: Path) -> str:
     text = (
         f"The demo's dvc repro should take about {seconds / 60:.0f} minutes on this CPU "
         f"({cpu['model_name']}, {os.cpu_count()} cores): it took {ref['total_seconds'] / 60:.1f} "
-        f"on a {ref['cpu']['model_name']} (family {ref['cpu']['family']}), whose probe took "
-        f"{ref['probe_seconds']:.1f} s against {here:.1f} s here."
+        f"on the reference CPU, {ref['cpu']['model_name']} (family {ref['cpu']['family']}), "
+        f"whose probe took {ref['probe_seconds']:.1f} s against {here:.1f} s here."
     )
     if cpu["native_bf16"] and not ref["cpu"]["native_bf16"]:
         text += " This CPU has native bfloat16, so the detector trains faster than that."

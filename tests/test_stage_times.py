@@ -54,7 +54,7 @@ def test_the_estimate_scales_the_reference_run_by_the_probes(tmp_path, monkeypat
     monkeypatch.setattr(stage_times, "probe_seconds", lambda runs=2: 4.0)
     monkeypatch.setattr(stage_times, "cpu_facts", lambda: {**cpu, "native_bf16": True})
     text = stage_times.estimate(reference)
-    assert "about 5 minutes" in text and "10.0 on a Slow CPU (family 25)" in text
+    assert "about 5 minutes" in text and "10.0 on the reference CPU, Slow CPU (family 25)" in text
     assert "native bfloat16" in text
 
 
