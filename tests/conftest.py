@@ -49,6 +49,14 @@ def pytest_configure(config):
         torch.set_num_threads(threads)
 
 
+def dvc_stages() -> set[str]:
+    """Every stage dvc.yaml expands to, matrix items included, as DVC names them."""
+    from dvc.repo import Repo
+
+    with Repo(str(ROOT)) as repo:
+        return {stage.addressing for stage in repo.index.stages}
+
+
 def shrink(raw: dict) -> dict:
     """The repo's params.yaml with the `ci` profile applied: few frames, tiny crops and images."""
     merge_overrides(raw, read_profile("ci", ROOT / "profiles"))

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import ROOT
+from .conftest import ROOT, dvc_stages
 
 PACKAGE = "kitti_pipeline"
 # The parts each subpackage may import (besides itself): see kitti_pipeline/__init__.py.
@@ -167,9 +167,5 @@ def test_the_lock_holds_only_the_stages_of_dvc_yaml():
     """A renamed or removed stage leaves its entry in dvc.lock, which `dvc repro` never prunes:
     the committed lock must name exactly the stages dvc.yaml expands to (matrix items
     included)."""
-    from dvc.repo import Repo
-
-    with Repo(str(ROOT)) as repo:
-        stages = {stage.addressing for stage in repo.index.stages}
     locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"])
-    assert locked == stages
+    assert locked == dvc_stages()

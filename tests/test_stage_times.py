@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .conftest import ROOT
+from .conftest import ROOT, dvc_stages
 
 spec = importlib.util.spec_from_file_location("stage_times", ROOT / "bench/stage_times.py")
 stage_times = importlib.util.module_from_spec(spec)
@@ -62,14 +62,7 @@ def test_the_committed_reference_ran_every_stage():
     results = json.loads((ROOT / "bench/results/stage_times_demo_float32.json").read_text())
     assert results["exit_code"] == 0 and not results["cpu"]["native_bf16"]
     ran = {s["stage"].split("@")[0] for s in results["stages"]}
-    expanded = {name.split("@")[0] for name in expected_stages()}
+    expanded = {name.split("@")[0] for name in dvc_stages()}
     assert ran == expanded
     # The stages add up to the whole but DVC's start before the first of them.
     assert 0 <= results["total_seconds"] - sum(s["seconds"] for s in results["stages"]) < 10
-
-
-def expected_stages() -> set[str]:
-    from dvc.repo import Repo
-
-    with Repo(str(ROOT)) as repo:
-        return {stage.addressing for stage in repo.index.stages}
