@@ -3,6 +3,7 @@
 import functools
 import importlib.util
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ def pytest_addoption(parser):
 # The files that run the whole pipeline under DVC, longest first: collected first, so that
 # pytest-xdist starts them first and the other files fill the other workers meanwhile, instead
 # of one of them running alone at the end.
-LONGEST = ("test_study_profile.py", "test_experiments_pipeline.py", "test_pipeline.py")
+LONGEST = ("test_pipeline.py", "test_study_profile.py")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -99,6 +100,24 @@ def run_stage(name: str, *args: str) -> None:
 @pytest.fixture
 def stage():
     return run_stage
+
+
+def run_pipeline_in_process(repo: Path) -> list[str]:
+    """Every stage of `repo`'s dvc.yaml, as DVC expands it under the repo's params, run in this
+    process in an order `dvc repro` could take: what `dvc repro` runs, without a Python and a
+    torch import per stage, which is most of a small stage's time. Returns the stages run."""
+    import networkx as nx
+    from dvc.repo import Repo
+
+    with Repo(str(repo)) as dvc_repo:
+        graph = dvc_repo.index.graph  # edges run from a stage to the stages it depends on
+        stages = [(s.name, s.cmd) for s in reversed(list(nx.topological_sort(graph)))]
+    with pytest.MonkeyPatch.context() as monkey:
+        monkey.chdir(repo)
+        for _, command in stages:
+            script, *args = shlex.split(command)[1:]  # python stages/<name>.py ...
+            run_stage(Path(script).stem, *args)
+    return [name for name, _ in stages]
 
 
 def run_data_stages(stage, params, out):

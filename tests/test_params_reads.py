@@ -24,6 +24,7 @@ from .conftest import ROOT, run_stage, shrink
 
 pytestmark = pytest.mark.slow
 COPIED = ("dvc.yaml", "stages", "cfg", "profiles", "reports/published.yaml")
+ARCHS = ("resnet18", "mobilenet_v2")
 WHOLE_FILE = "params.yaml"  # a stage declaring the whole file reads it raw (the report)
 
 
@@ -154,3 +155,40 @@ def test_the_recorder_sees_reads_through_asdict_and_nested_sections(params_file)
     assert reads == {"crop.image_size"} | {
         f"detector.evaluate.{k}" for k in ("conf_threshold", "nms_iou", "bootstrap", "pictures")
     }
+
+
+@pytest.mark.parametrize(
+    ("knob", "trainings"),
+    [
+        (
+            "classifier.init.seed",
+            {f"train_classifier@{a}-{r}-0" for a in ARCHS for r in ("frozen", "finetune")}
+            | {f"train_classifier_control@{a}-0" for a in ARCHS},
+        ),
+        ("detector.init.seed", {"train_detector_transfer@0"}),
+    ],
+)
+def test_new_starting_weights_never_retrain_a_scratch_run(knob, trainings):
+    """What `dvc exp run -S <init knob>` reruns, read from DVC's own graph of dvc.yaml: the
+    stages that declare the knob and every stage downstream of them. The transfer arms'
+    trainings are among them (and the classifiers' control, whose random weights the seed
+    draws); no scratch run, which reads no starting weights."""
+    from dvc.dependency.param import ParamsDependency
+    from dvc.repo import Repo
+    from networkx import ancestors
+
+    with Repo(str(ROOT)) as repo:
+        graph = repo.index.graph
+        declaring = {
+            stage
+            for stage in graph
+            for dep in stage.deps
+            if isinstance(dep, ParamsDependency) and any(covers(p, knob) for p in dep.params)
+        }
+        assert declaring, knob
+        reached = set(declaring)
+        for stage in declaring:
+            reached |= ancestors(graph, stage)  # edges run from a stage to what it depends on
+        names = {stage.addressing for stage in reached}
+    assert trainings <= names, names
+    assert not [n for n in names if "scratch" in n], names

@@ -1,4 +1,7 @@
-"""The real data stages, end to end, on a shrunk copy of params.yaml."""
+"""The real stages end to end on the `ci` profile: the data stages in this process, then the
+whole pipeline under DVC in a copy of the repository (one `dvc repro`, shared by the tests that
+use it), and what users do with it: an experiment, `dvc metrics diff` and `dvc plots diff`,
+`kitti-diff` of two revisions, `kitti-grid`, a DVC remote."""
 
 import json
 import os
@@ -6,17 +9,24 @@ import re
 import shutil
 import sys
 from collections import Counter
+from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
 from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import ARMS
+from kitti_pipeline.experiments.diff import Side
 
 from .conftest import ROOT, copy_project, project_runner, run_data_stages
+from .test_kitti_diff import reference
 
 pytestmark = pytest.mark.slow
 ARCHS = ("resnet18", "mobilenet_v2")
+BIN = os.path.dirname(sys.executable)
+DVC = os.path.join(BIN, "dvc")
+RESAMPLES = 40
 
 
 def test_stages_end_to_end(stage, params_file, tmp_path):
@@ -70,24 +80,36 @@ def test_same_seed_gives_byte_identical_outputs(stage, params_file, tmp_path):
         assert path.read_bytes() == (b / path.relative_to(a)).read_bytes(), path
 
 
-def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
-    """The whole pipeline under DVC on the `ci` profile, in a copy of the repository:
-    `dvc repro` writes every metrics file and the report, a second run does nothing,
-    `dvc exp run -S` on a classifier knob reruns only the classifier stages (and on a detector
-    knob only the detector stages), `dvc metrics diff --md` shows the change, and a local DVC
-    remote carries every output to a fresh clone."""
-    repo = tmp_path / "repo"
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory) -> tuple[Path, str]:
+    """The `ci` profile reproduced under DVC in a copy of the repository and committed, once for
+    the tests of this file (each copies it before changing it): the repository and what
+    `dvc repro` printed."""
+    repo = tmp_path_factory.mktemp("baseline") / "repo"
     copy_project(repo)
     run = project_runner(repo)
-    bin_dir = os.path.dirname(sys.executable)
-
-    assert "crop.image_size" in run(os.path.join(bin_dir, "kitti-profile"), "ci")
+    assert "crop.image_size" in run(os.path.join(BIN, "kitti-profile"), "ci")
     run("git", "init", "-q")
-    run(dvc_bin, "init", "-q")
+    run(DVC, "init", "-q")
     shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")  # the plot templates
-    first = run(dvc_bin, "repro")
+    printed = run(DVC, "repro")
+    run("git", "add", "-A")
+    run("git", "commit", "-qm", "baseline")
+    return repo, printed
+
+
+def copy_of(baseline: tuple[Path, str], tmp_path: Path):
+    """A copy of the baseline's repository, git history and DVC cache included, and its runner."""
+    repo = tmp_path / "repo"
+    shutil.copytree(baseline[0], repo, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
+    return repo, project_runner(repo)
+
+
+def test_dvc_repro_writes_every_output_and_a_second_run_does_nothing(baseline):
+    repo, first = baseline
+    run = project_runner(repo)
     assert "Running stage 'report'" in first
-    second = run(dvc_bin, "repro")
+    second = run(DVC, "repro")
     assert "Running stage" not in second and "up to date" in second
     # Checkpoints are neither DVC outputs nor for git: only the resumable states are there.
     checkpoints = sorted(p.relative_to(repo).as_posix() for p in repo.glob("checkpoints/*/*"))
@@ -107,28 +129,24 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     assert outs and not any(path.startswith("checkpoints") for path in outs)
 
     # Every metrics file declared in dvc.yaml is there and parses; no stage left an error.
-    shown = json.loads(run(dvc_bin, "metrics", "show", "--json"))
+    shown = json.loads(run(DVC, "metrics", "show", "--json"))
     workspace = next(iter(shown.values()))
     assert "error" not in workspace
     metrics = workspace["data"]
     expected = {"metrics/dataset.json", "metrics/classifier_summary.json"}
     expected |= {"metrics/classifier_comparisons.json", "metrics/detector_comparison.json"}
     expected |= {"metrics/detector_summary.json"}
-    expected |= {f"metrics/init/{a}.json" for a in ("resnet18", "mobilenet_v2")}
-    expected |= {f"metrics/probe/{a}.json" for a in ("resnet18", "mobilenet_v2")}
+    expected |= {f"metrics/init/{a}.json" for a in ARCHS}
+    expected |= {f"metrics/probe/{a}.json" for a in ARCHS}
     expected |= {"metrics/detector_anchors.json"}
     expected |= {f"metrics/detector/{r}.json" for r in ("init", "transfer-s0", "scratch-s0")}
-    expected |= {
-        f"metrics/classifier/{a}-{r}-s0.json"
-        for a in ("resnet18", "mobilenet_v2")
-        for r in ("scratch", "frozen", "finetune", "frozen_random")
-    }
+    expected |= {f"metrics/classifier/{a}-{r}-s0.json" for a in ARCHS for r in ARMS}
     assert set(metrics) == expected
     assert all("error" not in m and m["data"] for m in metrics.values())
     assert metrics["metrics/dataset.json"]["data"]["crops"]["all"]["total"] > 0
     summary = metrics["metrics/classifier_summary.json"]["data"]
-    for arch in ("resnet18", "mobilenet_v2"):
-        for regime in ("scratch", "frozen", "finetune", "frozen_random"):
+    for arch in ARCHS:
+        for regime in ARMS:
             run_metrics = metrics[f"metrics/classifier/{arch}-{regime}-s0.json"]["data"]
             assert 0 <= run_metrics["mCA"] <= 1
             assert summary[arch][regime]["mCA"] == run_metrics["mCA"]
@@ -153,109 +171,130 @@ def test_dvc_repro_then_no_op_then_experiments_then_a_remote(tmp_path, dvc_bin):
     html = (repo / "reports/REPORT.html").read_text()
     assert html.count('src="data:image/png;base64,') == len(images)
 
-    run("git", "add", "-A")
-    run("git", "commit", "-qm", "baseline")
 
-    def back_to_the_baseline():
-        run("git", "reset", "-q", "--hard")
-        run(dvc_bin, "checkout", "--force")
+def side_from_checkout(repo, name) -> Side:
+    """A revision's runs read from its checkout (git checkout, dvc checkout), file by file."""
+    classes = ("Car", "Person", "Cyclist")
+    tests = [r for r in read_csv(repo / "data/split.csv") if r["split"] == "test"]
+    side = Side(name, classes, crop_frames=[r["frame"] for r in tests])
+    for path in sorted((repo / "plots/classifier/predictions").glob("*.csv")):
+        arch, regime, seed = path.stem.rsplit("-", 2)
+        rows = read_csv(path)
+        side.classifier.setdefault((arch, regime), {})[int(seed[1:])] = tuple(
+            np.array([classes.index(r[c]) for r in rows]) for c in ("actual", "predicted")
+        )
+    for path in sorted((repo / "data/detector_matches").glob("*.json")):
+        run, seed = path.stem.rsplit("-", 1)
+        data = json.loads(path.read_text())
+        side.detector_frames = data["stems"]
+        side.detector.setdefault(run, {})[int(seed[1:])] = data["best"]
+    return side
 
-    def experiment(knob: str) -> tuple[str, set[str]]:
-        """`dvc exp run -S knob`: what it printed, and the stages it ran (matrix items as one)."""
-        printed = run(dvc_bin, "exp", "run", "-S", knob)
-        return printed, set(re.findall(r"Running stage '([^@']+)", printed))
 
-    _, ran = experiment("classifier.train.lr=0.001")
-    assert ran == {
-        "train_classifier_scratch",
-        "train_classifier",
-        "train_classifier_control",
-        "evaluate_classifier",
-        "compare_classifiers",
-        "classifier_report",
-        "report",
-    }
-    diff = json.loads(run(dvc_bin, "metrics", "diff", "--json"))
+CLASSIFIER_STAGES = {
+    "train_classifier_scratch",
+    "train_classifier",
+    "train_classifier_control",
+    "evaluate_classifier",
+    "compare_classifiers",
+    "classifier_report",
+    "report",
+}
+DETECTOR_STAGES = {
+    "train_detector_scratch",
+    "train_detector_transfer",
+    "evaluate_detector",
+    "compare_detectors",
+    "detector_report",
+    "detection_pictures",
+    "report",
+}
+
+
+def test_a_grid_of_a_classifier_and_a_detector_variant(baseline, tmp_path):
+    """`kitti-grid run` queues two variants as DVC experiments on the baseline and runs them:
+    each reruns its own study's training and what follows, nothing upstream (the data, the
+    starting weights) and nothing of the other study. `dvc metrics diff` and `dvc plots diff`
+    show an experiment beside the baseline; the grid collects `kitti-diff`'s rows, and those
+    equal the slow reference's, computed from each revision's files."""
+    repo, run = copy_of(baseline, tmp_path)
+    (repo / "grid.yaml").write_text(
+        "variants:\n"
+        "  classifier-lr:\n    classifier.train.lr: 0.001\n"
+        "  detector-lr:\n    detector.train.lr: 0.002\n"
+    )
+    resamples = ("--resamples", str(RESAMPLES))
+    out = run(os.path.join(BIN, "kitti-grid"), "run", "grid.yaml", "-j", "1", *resamples)
+    assert "| classifier-lr | resnet18 scratch |" in out
+    for name, expected in (("classifier-lr", CLASSIFIER_STAGES), ("detector-lr", DETECTOR_STAGES)):
+        logs = run(DVC, "queue", "logs", name)
+        assert set(re.findall(r"Running stage '([^@']+)", logs)) == expected, name  # items as one
+
+    diff = json.loads(run(DVC, "metrics", "diff", "HEAD", "classifier-lr", "--json"))
     assert any(path.startswith("metrics/classifier/") for path in diff)
-    table = run(dvc_bin, "metrics", "diff", "--md")
+    assert not any(path.startswith("metrics/detector") for path in diff)
+    table = run(DVC, "metrics", "diff", "HEAD", "classifier-lr", "--md")
     assert table.startswith("| Path") and "| metrics/classifier_summary.json" in table
     # Curves and confusion matrices of both revisions, for `dvc plots diff` to draw side by side.
-    plots = json.loads(run(dvc_bin, "plots", "diff", "--json"))["data"]
+    plots = json.loads(run(DVC, "plots", "diff", "HEAD", "classifier-lr", "--json"))["data"]
     for name in ("classifier_val_loss", "plots/classifier/predictions/resnet18-finetune-s0.csv"):
-        assert set(plots[name][0]["revisions"]) == {"workspace", "HEAD"}
+        assert set(plots[name][0]["revisions"]) == {"HEAD", "classifier-lr"}
     overlay = json.dumps(plots["classifier_val_loss"])  # one line per run, whatever the runs
     assert all(f'"run": "{a}-{r}-s0"' in overlay for a in ARCHS for r in ARMS)
-    assert (
-        "profile `ci with classifier.train.lr changed`" in (repo / "reports/REPORT.md").read_text()
-    )
-
-    back_to_the_baseline()  # then a detector knob
-    _, ran = experiment("detector.train.lr=0.002")
-    assert ran == {
-        "train_detector_scratch",
-        "train_detector_transfer",
-        "evaluate_detector",
-        "compare_detectors",
-        "detector_report",
-        "detection_pictures",
-        "report",
-    }
-    plots = json.loads(run(dvc_bin, "plots", "diff", "--json"))["data"]
+    plots = json.loads(run(DVC, "plots", "diff", "HEAD", "detector-lr", "--json"))["data"]
     for name in ("detector_val_ap", "detector_precision_recall"):
         overlay = json.dumps(plots[name])  # one line per run and seed
         assert '"run": "transfer-s0"' in overlay and '"run": "scratch-s0"' in overlay, name
 
-    # A reporting threshold is evaluation's alone: no run trains again, and what the threshold
-    # does not touch (the epochs, the APs, the val history) stays as it was.
-    back_to_the_baseline()
-    trained = ("plots/detector/history/transfer-s0.csv", "models/detector/scratch-s0.json")
-    kept = {path: (repo / path).read_bytes() for path in trained}
-    scored = json.loads((repo / "metrics/detector/transfer-s0.json").read_text())
-    _, ran = experiment("detector.evaluate.conf_threshold=0.3")
-    assert ran == {
-        "evaluate_detector",
-        "compare_detectors",
-        "detector_report",
-        "detection_pictures",
-        "report",
-    }
-    assert {path: (repo / path).read_bytes() for path in trained} == kept
-    rescored = json.loads((repo / "metrics/detector/transfer-s0.json").read_text())
-    for checkpoint in ("best", "last"):
-        old, new = scored[checkpoint], rescored[checkpoint]
-        assert new["epoch"] == old["epoch"]
-        for figure in ("AP50", "AP50_95", "AP40_iou70_all_truths", "ground_truths"):
-            assert new["Car"][figure] == old["Car"][figure], (checkpoint, figure)
+    collected = json.loads((repo / "experiments/results/grid.json").read_text())
+    head = run("git", "rev-parse", "HEAD").strip()
+    assert collected["baseline"] == head
+    rows = {name: collected["variants"][name]["rows"] for name in ("classifier-lr", "detector-lr")}
+    assert {r["study"] for r in rows["classifier-lr"]} == {"classifier"}
+    assert {r["figure"] for r in rows["classifier-lr"]} >= {"mCA", "acc_Cyclist"}
+    assert any(r["difference"] != 0 for r in rows["classifier-lr"])
+    assert {r["run"] for r in rows["detector-lr"]} == {"transfer", "scratch"}
 
-    # New starting weights retrain the transfer arms only: scratch reads none.
-    for knob, expected in (
-        (
-            "classifier.init.seed=1",
-            {"init_weights", "train_classifier", "train_classifier_control"},
-        ),
-        ("detector.init.seed=1", {"init_detector", "train_detector_transfer"}),
-    ):
-        back_to_the_baseline()
-        printed, ran = experiment(knob)
-        assert expected <= ran and not any("scratch" in name for name in ran), (knob, ran)
-        assert "scratch" not in "".join(re.findall(r"Running stage '([^']+)'", printed))
+    baseline_side = side_from_checkout(repo, head)
+    kitti_diff = os.path.join(BIN, "kitti-diff")
+    for name, study in (("classifier-lr", "classifier"), ("detector-lr", "detector")):
+        printed = json.loads(run(kitti_diff, "HEAD", name, "--json", *resamples))
+        # The collected differences are kitti-diff's between the baseline and each experiment.
+        assert [r for r in printed["rows"] if r["study"] == study] == rows[name]
+        run(DVC, "exp", "apply", name)
+        expected = reference(baseline_side, side_from_checkout(repo, name), RESAMPLES)
+        if name == "classifier-lr":
+            report = (repo / "reports/REPORT.md").read_text()
+            assert "profile `ci with classifier.train.lr changed`" in report
+        run("git", "reset", "-q", "--hard")
+        run(DVC, "checkout", "-q", "--force")
+        got = {(r["run"], r["figure"]): r for r in printed["rows"]}
+        assert printed["classifier_paired"] and printed["detector_paired"]
+        assert set(expected) < set(got)  # and KITTI's moderate AP, not in the reference
+        assert {f for _, f in set(got) - set(expected)} == {"kitti_AP40_moderate"}
+        for key, (a, b, low, high) in expected.items():
+            row = got[key]
+            assert (row["a"], row["b"], row["low"], row["high"]) == pytest.approx(
+                (a, b, low, high), abs=1e-12
+            ), (name, key)
+        md = run(kitti_diff, "HEAD", name, "--md", *resamples)
+        assert md.count("\n| ") == len(printed["rows"]) + 1
 
-    # A local-directory remote: push the baseline's outputs, pull them into a fresh clone.
-    back_to_the_baseline()
-    run(dvc_bin, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
+
+def test_a_local_remote_carries_every_output_to_a_fresh_clone(baseline, tmp_path):
+    repo, run = copy_of(baseline, tmp_path)
+    run(DVC, "remote", "add", "-d", "shared", str(tmp_path / "remote"))
     run("git", "commit", "-qam", "a DVC remote")
-    run(dvc_bin, "push")
+    run(DVC, "push")
     run("git", "clone", "-q", str(repo), str(tmp_path / "clone"), cwd=tmp_path)
     clone = tmp_path / "clone"
-    run(dvc_bin, "pull", cwd=clone)
+    run(DVC, "pull", cwd=clone)
     for path in ("models/detector/transfer-s0/best.pt", "data/split.csv", "reports/REPORT.html"):
         assert (clone / path).read_bytes() == (repo / path).read_bytes(), path
-    assert "up to date" in run(dvc_bin, "repro", cwd=clone)
+    assert "up to date" in run(DVC, "repro", cwd=clone)
 
 
-def test_offline_with_no_copy_the_demo_stops_at_the_first_stage_that_needs_a_file(
-    tmp_path, dvc_bin
-):
+def test_offline_with_no_copy_the_demo_stops_at_the_first_stage_that_needs_a_file(tmp_path):
     """No package index, no URL that answers, an empty hub cache: `dvc repro` stops at a
     `pretrained@<file>` stage with the one-line list of places tried, before any init stage."""
     repo = tmp_path / "repo"
@@ -270,9 +309,9 @@ def test_offline_with_no_copy_the_demo_stops_at_the_first_stage_that_needs_a_fil
     run = project_runner(repo, **offline)
     run(os.path.join(os.path.dirname(sys.executable), "kitti-profile"), "ci")
     run("git", "init", "-q")
-    run(dvc_bin, "init", "-q")
+    run(DVC, "init", "-q")
     with pytest.raises(AssertionError) as failed:
-        run(dvc_bin, "repro")
+        run(DVC, "repro")
     printed = str(failed.value)
     hub = tmp_path / "torch_home/hub/checkpoints"
     found = re.search(r"pretrained file (\S+) not found; tried: (.*)", printed)

@@ -1,11 +1,13 @@
-"""The study profile through `dvc repro` at the study's real shapes, with only counts shrunk.
+"""The study profile's pipeline at the study's real shapes, with only counts shrunk.
 
 Everything the study touches runs: a KITTI `training/` folder (generated KITTI-sized frames and
 the two real ones) through `kitti-subset`, 128-px crops, ResNet18 and MobileNetV2 from
 torchvision-format ImageNet state-dict files in the torch hub cache under torchvision's file
 names, and `cfg/yolov3.cfg` at 416 from an 80-class Darknet file in the official layout, in the
 same cache; each file is pinned in `pretrained.files` by its own digest. Only frames,
-crops, epochs and resamples are few, and the device is the CPU.
+crops, epochs and resamples are few, and the device is the CPU. The stages are dvc.yaml's as DVC
+expands them under the profile, run in this process (`conftest.run_pipeline_in_process`), and
+DVC then takes their outputs as the pipeline's; `tests/test_pipeline.py` runs `dvc repro` itself.
 """
 
 import hashlib
@@ -30,7 +32,7 @@ from kitti_pipeline.detect.darknet import _conv_tensors, build_darknet, write_we
 from kitti_pipeline.detect.model_files import load_detector
 from kitti_pipeline.pretrain.real_weights import KNOWN_FILES, imagenet_file_name
 
-from .conftest import ROOT, copy_project, project_runner
+from .conftest import ROOT, copy_project, project_runner, run_pipeline_in_process
 from .reference_metrics import reference_test_figures
 
 pytestmark = pytest.mark.slow
@@ -141,9 +143,15 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
         run("git", "init", "-q")
         run(os.path.join(bin_dir, "dvc"), "init", "-q")
         shutil.copytree(ROOT / ".dvc/plots", repo / ".dvc/plots")
-        out = run(os.path.join(bin_dir, "dvc"), "repro")
-        print(out)  # each stage's own lines: devices, files loaded, frames, seconds
-        assert "Running stage 'report'" in out
+        with pytest.MonkeyPatch.context() as monkey:  # the hub cache, for this process's stages
+            monkey.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+            ran = run_pipeline_in_process(repo)
+        assert {"train_detector_transfer@0", "report"} <= set(ran), ran
+        # DVC takes what the stages wrote as the pipeline's: `dvc commit` hashes every declared
+        # output into dvc.lock (a missing one fails it), and the pipeline is then up to date.
+        run(os.path.join(bin_dir, "dvc"), "commit", "--force")
+        status = run(os.path.join(bin_dir, "dvc"), "status")
+        assert "Data and pipelines are up to date" in status, status
 
         # The classifiers started from the ImageNet files: a frozen backbone is theirs exactly.
         crops = yaml.safe_load((repo / "params.yaml").read_text())["data"]["classes"]
