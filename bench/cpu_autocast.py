@@ -6,7 +6,8 @@ bfloat16 autocast with channels_last. The results record whether the CPU has nat
 instructions (AMX, or AVX-512 BF16: the `amx_*` / `avx512_bf16` flags of `lscpu`); the training
 code uses bfloat16 on the CPU only where it does.
 
-    python bench/cpu_autocast.py
+    python bench/cpu_autocast.py                   # every case
+    python bench/cpu_autocast.py --only yolov3-tiny  # the detector's input sizes only
 
 prints the median step time (the four taking turns step by step) and the ratio to float32 for
 each case, and writes
@@ -102,6 +103,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=20, help="timed steps per mode and case")
     parser.add_argument("--out", default=str(ROOT / "bench/results/cpu_autocast.json"))
+    parser.add_argument("--only", default="", help="time only the cases whose name holds this")
     args = parser.parse_args()
     torch.set_num_threads(torch.get_num_threads())
     cases = {
@@ -111,7 +113,13 @@ def main():
         "mobilenet_v2 128px batch 8 (study)": lambda: classifier_step("mobilenet_v2", 128, 8),
         "yolov3-tiny 640x192 batch 16": lambda: detector_step("cfg/yolov3-tiny.cfg", 640, 192, 16),
         "yolov3-tiny 416x128 batch 16": lambda: detector_step("cfg/yolov3-tiny.cfg", 416, 128, 16),
+        # The real frames' own resolution (1242x375) and a size between.
+        "yolov3-tiny 832x256 batch 16": lambda: detector_step("cfg/yolov3-tiny.cfg", 832, 256, 16),
+        "yolov3-tiny 1248x384 batch 16": lambda: detector_step(
+            "cfg/yolov3-tiny.cfg", 1248, 384, 16
+        ),
     }
+    cases = {name: build for name, build in cases.items() if args.only in name}
     flags = cpu_flags()
     print(f"CPU bf16 flags: {flags or 'none'}; {torch.get_num_threads()} threads")
     # Without native instructions bfloat16 is emulated, several times slower than float32, and
