@@ -17,6 +17,7 @@ from kitti_pipeline.core.profiles import merge_overrides, read_profile
 from kitti_pipeline.pretrain.real_weights import fetch_pretrained
 
 ROOT = Path(__file__).resolve().parents[1]
+ARCHS = ("resnet18", "mobilenet_v2")  # params.yaml's classifier.archs, which no profile changes
 
 
 def pytest_addoption(parser):
@@ -145,11 +146,6 @@ def run_data_stages(stage, params, out):
         "--figure",
         out / "crops.png",
     )
-
-
-@pytest.fixture
-def dvc_bin() -> str:
-    return str(Path(sys.executable).parent / "dvc")
 
 
 PROJECT_FILES = (

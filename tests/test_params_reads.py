@@ -20,11 +20,10 @@ import yaml
 from kitti_pipeline.core import cli
 from kitti_pipeline.core.params import load_params
 
-from .conftest import ROOT, run_stage, shrink
+from .conftest import ARCHS, ROOT, run_stage, shrink
 
 pytestmark = pytest.mark.slow
 COPIED = ("dvc.yaml", "stages", "cfg", "profiles", "reports/published.yaml")
-ARCHS = ("resnet18", "mobilenet_v2")
 WHOLE_FILE = "params.yaml"  # a stage declaring the whole file reads it raw (the report)
 
 

@@ -19,11 +19,10 @@ from kitti_pipeline.core.files import read_csv
 from kitti_pipeline.core.params import ARMS
 from kitti_pipeline.experiments.diff import Side
 
-from .conftest import ROOT, copy_project, project_runner, run_data_stages
+from .conftest import ARCHS, ROOT, copy_project, project_runner, run_data_stages
 from .test_kitti_diff import reference
 
 pytestmark = pytest.mark.slow
-ARCHS = ("resnet18", "mobilenet_v2")
 BIN = os.path.dirname(sys.executable)
 DVC = os.path.join(BIN, "dvc")
 RESAMPLES = 40
@@ -101,6 +100,7 @@ def baseline(tmp_path_factory) -> tuple[Path, str]:
 def copy_of(baseline: tuple[Path, str], tmp_path: Path):
     """A copy of the baseline's repository, git history and DVC cache included, and its runner."""
     repo = tmp_path / "repo"
+    # Not .dvc/tmp: DVC's locks and state of the baseline's own checkout.
     shutil.copytree(baseline[0], repo, symlinks=True, ignore=shutil.ignore_patterns("tmp"))
     return repo, project_runner(repo)
 
