@@ -6,7 +6,6 @@ from pathlib import Path
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import write_csv, write_json, write_text
-from kitti_pipeline.core.params import ARMS
 from kitti_pipeline.report.tables import (
     LOSS_FIELDS,
     comparison_table,
@@ -42,7 +41,9 @@ def main(argv=None):
     compared = json.loads(Path(args.comparisons).read_text())
     comparisons = comparison_table(compared)
     sources = {arch: cfg.init.source_of(arch) for arch in cfg.archs}
-    tables = markdown_tables(summary, runs, classes, ARMS, arms=compared["arms"], sources=sources)
+    tables = markdown_tables(
+        summary, runs, classes, cfg.arms, arms=compared["arms"], sources=sources
+    )
     write_text(args.tables, header + tables + "\n" + comparisons)
     write_csv(args.losses, loss_rows(args.histories, cfg), ["run", *LOSS_FIELDS])
 

@@ -21,7 +21,9 @@ def main(argv=None):
     )
     cfg = params.classifier
     inputs = (args.split, args.predictions, params.data.classes)
-    write_json(args.out, compare_classifiers(*inputs, cfg.archs, cfg.seeds, cfg.bootstrap))
+    write_json(
+        args.out, compare_classifiers(*inputs, cfg.archs, cfg.seeds, cfg.bootstrap, cfg.arms)
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """Stage `compare_detectors`: every detector run's figures with 95% intervals, and transfer -
-scratch with paired ones.
+scratch and each regime against the zero-shot head with paired ones.
 
 The frame-level bootstrap draws (and, with several seeds, draws of the seeds) are the same for
 every run: each run's best and last checkpoints get intervals for precision, recall, AP@0.5, F1,
@@ -22,7 +22,8 @@ def main(argv=None):
     det = params.detector
     cfg = det.evaluate
     write_json(
-        args.out, compare_detectors(args.matches, det.seeds, cfg.conf_threshold, cfg.bootstrap)
+        args.out,
+        compare_detectors(args.matches, det.runs, det.seeds, cfg.conf_threshold, cfg.bootstrap),
     )
 
 

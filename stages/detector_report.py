@@ -8,7 +8,6 @@ from pathlib import Path
 
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.files import read_csv, write_csv, write_json, write_text
-from kitti_pipeline.core.params import DETECTOR_RUNS
 from kitti_pipeline.report.tables import (
     detector_comparison_table,
     detector_table,
@@ -32,7 +31,7 @@ def main(argv=None):
         curves="CSV: every run's test precision-recall curve",
     )
     det = params.detector
-    runs = read_detector_runs(args.runs, det.seeds)
+    runs = read_detector_runs(args.runs, det.runs, det.seeds)
     frames = next(iter(runs.values()))["test_frames"]
     header = (
         f"Detector study on `{params.data.frames}` ({frames} test frames), `{det.cfg}` at "
@@ -46,7 +45,7 @@ def main(argv=None):
     comparison = json.loads(Path(args.comparison).read_text())
     tables = detector_table(summary, comparison["arms"]) + "\n"
     tables += detector_comparison_table(comparison)
-    names = [f"{run}-s{seed}" for run in DETECTOR_RUNS for seed in det.seeds]
+    names = [f"{run}-s{seed}" for run in det.runs for seed in det.seeds]
     val_ap = [
         {"run": name, "epoch": row["epoch"], "AP50": row["AP50"]}
         for name in names

@@ -15,7 +15,6 @@ from kitti_pipeline.classify.figures import confusion_figure
 from kitti_pipeline.core.cli import parse_stage, run_cli
 from kitti_pipeline.core.device import resolve_device
 from kitti_pipeline.core.files import atomic_path, write_csv, write_json
-from kitti_pipeline.core.params import ARMS
 
 
 def main(argv=None):
@@ -32,7 +31,7 @@ def main(argv=None):
     )
     cfg, classes = params.classifier, params.data.classes
     device = resolve_device(cfg.train.device)
-    study = [f"{a}-{arm}-s{s}" for a in cfg.archs for arm in ARMS for s in cfg.seeds]
+    study = [f"{a}-{arm}-s{s}" for a in cfg.archs for arm in cfg.arms for s in cfg.seeds]
     for run in args.runs.split(",") if args.runs else study:
         model = Path(args.models) / f"{run}.pt"
         result = evaluate_classifier(model, args.crops, args.split, classes, cfg.bootstrap, device)

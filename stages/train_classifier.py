@@ -23,7 +23,7 @@ def main(argv=None):
         __doc__,
         argv,
         arch="resnet18 or mobilenet_v2",
-        regime="scratch, frozen, finetune or frozen_random (the control)",
+        regime="scratch, frozen, finetune, lpft or frozen_random (the control)",
         seed=(int, "the run's seed"),
         crops="crops folder",
         split="split CSV",

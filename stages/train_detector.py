@@ -1,9 +1,10 @@
-"""Stage `train_detector_transfer` / `train_detector_scratch`: one run of the detector study.
+"""Stage `train_detector` / `train_detector_scratch`: one run of the detector study.
 
-`transfer` starts from the init-weights file (every layer but the prediction convs), `scratch`
-from random weights and reads no init files. Every `eval_every` epochs and at the last, the run
-is evaluated on the val frames and its resumable state saved in the checkpoints folder (not a
-DVC output); a rerun after an interruption continues from it when nothing it depends on changed.
+`scratch` starts from random weights and reads no init files; the runs of `detector.regimes`
+start from the init-weights file and train what `kitti_pipeline.detect.regimes` says. Every
+`eval_every` epochs and at the last, the run is evaluated on the val frames and its resumable
+state saved in the checkpoints folder (not a DVC output); a rerun after an interruption
+continues from it when nothing it depends on changed.
 Started by `torchrun --nproc-per-node=N`, it trains data-parallel (`core.distributed`).
 """
 
@@ -21,7 +22,7 @@ def main(argv=None):
         __doc__,
         argv,
         # Not `--run`: torchrun would take it for its own `--run-path`.
-        run_name="transfer or scratch",
+        run_name="scratch, or one of detector.regimes (transfer, zeroshot, frozen, lpft)",
         seed=(int, "seed of the run (an entry of detector.seeds)"),
         cfg="the Darknet cfg to train (the detector_anchors stage's)",
         frames="frames folder (images/, labels/)",

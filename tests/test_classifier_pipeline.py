@@ -35,7 +35,7 @@ def train_and_evaluate(stage, params, out, arch, regime, seed=0):
         "--split",
         out / "split.csv",
         # Scratch and the control read no init weights, as their stages in dvc.yaml pass none.
-        *(("--init", out / f"init/{arch}.pt") if regime in ("frozen", "finetune") else ()),
+        *(("--init", out / f"init/{arch}.pt") if regime in ("frozen", "finetune", "lpft") else ()),
         "--checkpoint",
         out / f"ckpt/{run}.pt",
         "--model",
@@ -60,6 +60,9 @@ def train_and_evaluate(stage, params, out, arch, regime, seed=0):
 
 
 def test_classifier_stages(stage, params_file, tmp_path, capsys):
+    raw = yaml.safe_load(params_file.read_text())
+    raw["classifier"]["regimes"] = ["frozen", "finetune", "lpft"]
+    params_file.write_text(yaml.safe_dump(raw))
     run_data_stages(stage, params_file, tmp_path)
     for arch in ("resnet18", "mobilenet_v2"):
         stage(
@@ -73,7 +76,7 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
             "--metrics",
             tmp_path / f"init/{arch}.json",
         )
-        for regime in ("scratch", "frozen", "finetune", "frozen_random"):
+        for regime in ("scratch", "frozen", "finetune", "lpft", "frozen_random"):
             train_and_evaluate(stage, params_file, tmp_path, arch, regime)
 
     run = "mobilenet_v2-frozen-s0"
@@ -127,7 +130,8 @@ def test_classifier_stages(stage, params_file, tmp_path, capsys):
         tmp_path / "losses.csv",
     )
     losses = read_csv(tmp_path / "losses.csv")
-    assert len(losses) == 8 * 2  # every run, every epoch
+    # Every run, every epoch: 2 each, and LP-FT's 2 of the head then 2 of every layer.
+    assert len(losses) == 2 * (4 * 2 + 4)
     mine = [r for r in losses if r["run"] == run]
     assert [(r["epoch"], r["val_loss"]) for r in mine] == [
         (h["epoch"], h["val_loss"]) for h in history
@@ -279,7 +283,8 @@ def test_the_control_is_the_frozen_regime_on_random_weights(stage, params_file, 
 
 def test_head_epochs_set_the_frozen_regimes_epochs_only(stage, params_file, tmp_path):
     """`classifier.train.head_epochs: 3` (the ci profile's epochs are 2): the frozen arm and
-    the control train 3 epochs, fine-tuning and scratch 2; null gives every regime 2."""
+    the control train 3 epochs, fine-tuning and scratch 2, LP-FT 3 then 2; null gives every
+    regime 2."""
     run_data_stages(stage, params_file, tmp_path)
     raw = yaml.safe_load(params_file.read_text())
     assert raw["classifier"]["train"]["epochs"] == 2
@@ -291,12 +296,13 @@ def test_head_epochs_set_the_frozen_regimes_epochs_only(stage, params_file, tmp_
     backbone = {k: v for k, v in state.items() if not k.startswith("classifier.")}
     save_init(tmp_path / "init/mobilenet_v2.pt", "mobilenet_v2", "random", backbone, {})
     epochs = {}
-    for regime in ("scratch", "frozen", "finetune", "frozen_random"):
+    for regime in ("scratch", "frozen", "finetune", "lpft", "frozen_random"):
         run = train_and_evaluate(stage, params, tmp_path, "mobilenet_v2", regime)
         epochs[regime] = [int(r["epoch"]) for r in read_csv(tmp_path / f"history/{run}.csv")]
     assert epochs == {
         "scratch": [1, 2],
         "frozen": [1, 2, 3],
         "finetune": [1, 2],
+        "lpft": [1, 2, 3, 4, 5],
         "frozen_random": [1, 2, 3],
     }

@@ -152,7 +152,8 @@ def test_identical_seeds_give_the_one_seed_interval_and_seed_noise_widens_it():
 
 
 def test_the_comparisons_are_the_studys_questions():
-    pairs = arm_pairs(("resnet18", "mobilenet_v2"))
+    study = ("scratch", "frozen", "finetune", "frozen_random")
+    pairs = arm_pairs(("resnet18", "mobilenet_v2"), study)
     assert [(g, a, b) for g, a, b in pairs][:4] == [
         ("resnet18", ("resnet18", "finetune"), ("resnet18", "scratch")),
         ("resnet18", ("resnet18", "frozen"), ("resnet18", "scratch")),
@@ -165,6 +166,16 @@ def test_the_comparisons_are_the_studys_questions():
         for r in ("scratch", "frozen", "finetune")
     ]
     assert len(pairs) == 11
+
+
+def test_lpft_is_compared_with_its_probe_and_with_fine_tuning():
+    pairs = arm_pairs(("mobilenet_v2",), ("scratch", "frozen", "finetune", "lpft", "frozen_random"))
+    assert [(a[1], b[1]) for _, a, b in pairs][-2:] == [("lpft", "frozen"), ("lpft", "finetune")]
+    assert len(pairs) == 6
+    # Without the frozen arm, LP-FT has no probe to be compared with.
+    assert [(a[1], b[1]) for _, a, b in arm_pairs(("mobilenet_v2",), ("finetune", "lpft"))] == [
+        ("lpft", "finetune")
+    ]
 
 
 def test_each_arms_interval_is_its_runs_own_and_per_class_accuracy_the_slow_way():

@@ -4,7 +4,13 @@ import pytest
 import torch
 
 from kitti_pipeline.classify.models import build_classifier
-from kitti_pipeline.classify.train import FitConfig, extract_features, fit, normalise_images
+from kitti_pipeline.classify.train import (
+    FitConfig,
+    extract_features,
+    fit,
+    fit_lpft,
+    normalise_images,
+)
 
 CFG = FitConfig(
     optimizer="adam",
@@ -124,3 +130,53 @@ def test_invalid_optimizer(data):
             data,
             FitConfig(**{**CFG.__dict__, "optimizer": "rmsprop"}),
         )
+
+
+def test_lpft_trains_the_head_then_every_layer(data):
+    """Phase one changes the head alone (backbone weights and BatchNorm statistics as they
+    were); phase two, with a fresh optimizer, every layer; the epochs count on through both."""
+    model = pretrained("resnet18")
+    start = copy.deepcopy(model.state_dict())
+    probe = FitConfig(**{**CFG.__dict__, "epochs": 2})
+    finetune = FitConfig(**{**CFG.__dict__, "epochs": 1, "lr": 1e-4})
+    states = []
+    torch.manual_seed(123)
+    history = fit_lpft(
+        model, *data, probe, finetune, 0, on_epoch=lambda s: states.append(copy.deepcopy(s))
+    )
+    assert [row["epoch"] for row in history] == [1, 2, 3]
+    assert [s["phase"] for s in states] == ["probe", "probe", "finetune"]
+    after_probe, after = states[1]["model"], model.state_dict()
+    heads = {"fc.weight", "fc.bias"}
+    assert {k for k in start if not torch.equal(start[k], after_probe[k])} == heads
+    backbone = [k for k in start if k not in heads and "num_batches_tracked" not in k]
+    assert all(not torch.equal(after_probe[k], after[k]) for k in backbone if "weight" in k)
+
+
+@pytest.mark.parametrize("stop", [1, 3])
+def test_lpft_resumes_in_the_phase_it_stopped_in(data, stop):
+    base = pretrained("mobilenet_v2")
+    probe = FitConfig(**{**CFG.__dict__, "epochs": 2})
+    finetune = FitConfig(**{**CFG.__dict__, "epochs": 2, "lr": 1e-4})
+    whole = copy.deepcopy(base)
+    torch.manual_seed(123)
+    history = fit_lpft(whole, *data, probe, finetune, 0)
+
+    saved = {}
+
+    def kill(state):
+        saved.clear()
+        saved.update(copy.deepcopy(state))
+        if len(saved["history"]) + (2 if state["phase"] == "finetune" else 0) == stop:
+            raise KeyboardInterrupt
+
+    torch.manual_seed(123)
+    with pytest.raises(KeyboardInterrupt):
+        fit_lpft(copy.deepcopy(base), *data, probe, finetune, 0, on_epoch=kill)
+    torch.manual_seed(999)
+    resumed = copy.deepcopy(base)
+    assert fit_lpft(resumed, *data, probe, finetune, 0, resume=saved) == history
+    for (name, va), vb in zip(
+        whole.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        assert torch.equal(va, vb), name

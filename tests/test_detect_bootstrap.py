@@ -20,6 +20,8 @@ from kitti_pipeline.detect.metrics import (
 
 from .reference_metrics import ap_loop, match_loop, points_ap_loop, thresholded_loop
 
+RUNS = ("transfer", "scratch")
+
 
 def random_frames(count, seed):
     """Detections and ground truths of `count` frames: some boxes near a truth, some not."""
@@ -100,7 +102,7 @@ def test_a_paired_comparison_resolves_a_gain_that_the_runs_own_intervals_do_not(
     stems = [f"{k:06d}" for k in range(40)]
     for run, dets in (("transfer", better), ("scratch", detections)):
         write_matches(tmp_path / f"{run}-s0.json", stems, dets, truths)
-    out = compare_detectors(tmp_path, (0,), 0.25, 400)
+    out = compare_detectors(tmp_path, RUNS, (0,), 0.25, 400)
     cell = out["transfer-scratch"]["AP50"]
     a, b = (rank_matches(d, truths, 0.5) for d in (better, detections))
     assert cell["difference"] == pytest.approx(
@@ -120,13 +122,13 @@ def test_a_paired_comparison_resolves_a_gain_that_the_runs_own_intervals_do_not(
     assert own["transfer"]["low"] < own["scratch"]["high"]  # as the comparison reports them
 
     (tmp_path / "transfer-s0.json").write_text((tmp_path / "scratch-s0.json").read_text())
-    same = compare_detectors(tmp_path, (0,), 0.25, 100)["transfer-scratch"]
+    same = compare_detectors(tmp_path, RUNS, (0,), 0.25, 100)["transfer-scratch"]
     assert same["F1"] == {"difference": 0.0, "low": 0.0, "high": 0.0, "resolved": False}
     other = json.loads((tmp_path / "scratch-s0.json").read_text())
     other["stems"][0] = "elsewhere"
     (tmp_path / "scratch-s0.json").write_text(json.dumps(other))
     with pytest.raises(ValueError, match="hold other test frames"):
-        compare_detectors(tmp_path, (0,), 0.25, 10)
+        compare_detectors(tmp_path, RUNS, (0,), 0.25, 10)
 
 
 def write_matches(path, stems, detections, truths, last=None):
@@ -169,7 +171,7 @@ def test_with_seeds_every_draw_resamples_frames_and_each_runs_seeds(tmp_path):
         for d in runs[key]:
             d[:, 4] = torch.rand(len(d), generator=g)
         write_matches(tmp_path / f"{key[0]}-s{key[1]}.json", stems, runs[key], truths)
-    out = compare_detectors(tmp_path, seeds, 0.25, resamples)
+    out = compare_detectors(tmp_path, RUNS, seeds, 0.25, resamples)
 
     def scores(dets, gts):
         summary = detection_summary(dets, gts, 0.25)

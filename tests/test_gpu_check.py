@@ -21,6 +21,6 @@ def test_the_gpu_check_dry_run_collects_its_tests_and_lists_the_study(tmp_path):
     assert len(names) == 6, out[:2000]
     assert "+ " + sys.executable + " bench/step_ops.py --device cuda" in out
     stages = [line.split(":")[0] for line in out.splitlines() if ": " + sys.executable in line]
-    for stage in ("train_detector_transfer@0", "train_detector_scratch@0", "report"):
+    for stage in ("train_detector@transfer-0", "train_detector_scratch@0", "report"):
         assert stage in stages, stages
-    assert "train_detector_transfer@1" not in stages  # one seed, so that a run fits
+    assert "train_detector@transfer-1" not in stages  # one seed, so that a run fits

@@ -6,6 +6,7 @@ import pytest
 import torch
 from sklearn.metrics import f1_score, recall_score
 
+from kitti_pipeline.core.params import DETECTOR_RUNS
 from kitti_pipeline.detect.matching import matches_to_dict, rank_matches
 from kitti_pipeline.experiments.diff import Side, diff_sides, markdown
 
@@ -102,8 +103,8 @@ def reference(a: Side, b: Side, resamples: int) -> dict:
         draws.append(draws[0] if paired else frame_draws(len(names[1]), resamples, 1))
         rng = np.random.default_rng(1)
         runs = sorted(r for r in runs_a if r in runs_b)
-        if study == "detector":
-            runs = [r for r in ("transfer", "scratch") if r in runs]
+        if study == "detector":  # in the table's order, which draws the seed picks
+            runs = [r for r in DETECTOR_RUNS if r in runs]
         for run in runs:
             seeds = [sorted(runs_a[run]), sorted(runs_b[run])]
             picks = [rng.integers(0, len(seeds[0]), (len(seeds[0]), resamples))]

@@ -164,7 +164,7 @@ def test_the_recorder_sees_reads_through_asdict_and_nested_sections(params_file)
             {f"train_classifier@{a}-{r}-0" for a in ARCHS for r in ("frozen", "finetune")}
             | {f"train_classifier_control@{a}-0" for a in ARCHS},
         ),
-        ("detector.init.seed", {"train_detector_transfer@0"}),
+        ("detector.init.seed", {"train_detector@transfer-0"}),
     ],
 )
 def test_new_starting_weights_never_retrain_a_scratch_run(knob, trainings):

@@ -26,6 +26,8 @@ pytestmark = pytest.mark.slow
 BIN = os.path.dirname(sys.executable)
 DVC = os.path.join(BIN, "dvc")
 RESAMPLES = 40
+# The ci profile's detector runs: the study's two and COCO's untrained car head.
+RUNS = ("transfer", "scratch", "zeroshot")
 
 
 def test_stages_end_to_end(stage, params_file, tmp_path):
@@ -119,8 +121,7 @@ def test_dvc_repro_writes_every_output_and_a_second_run_does_nothing(baseline):
             for a in ("mobilenet_v2", "resnet18")
             for r in ("finetune", "frozen", "frozen_random", "scratch")
         ),
-        "checkpoints/detector/scratch-s0",
-        "checkpoints/detector/transfer-s0",
+        *(f"checkpoints/detector/{r}-s0" for r in sorted(RUNS)),
     ]
     assert [p.name for p in (repo / "checkpoints/detector/transfer-s0").iterdir()] == ["state.pt"]
     assert "checkpoints" not in run("git", "status", "--porcelain", "--untracked-files=all")
@@ -139,7 +140,8 @@ def test_dvc_repro_writes_every_output_and_a_second_run_does_nothing(baseline):
     expected |= {f"metrics/init/{a}.json" for a in ARCHS}
     expected |= {f"metrics/probe/{a}.json" for a in ARCHS}
     expected |= {"metrics/detector_anchors.json"}
-    expected |= {f"metrics/detector/{r}.json" for r in ("init", "transfer-s0", "scratch-s0")}
+    expected |= {"metrics/detector/init.json"}
+    expected |= {f"metrics/detector/{r}-s0.json" for r in RUNS}
     expected |= {f"metrics/classifier/{a}-{r}-s0.json" for a in ARCHS for r in ARMS}
     assert set(metrics) == expected
     assert all("error" not in m and m["data"] for m in metrics.values())
@@ -150,11 +152,18 @@ def test_dvc_repro_writes_every_output_and_a_second_run_does_nothing(baseline):
             run_metrics = metrics[f"metrics/classifier/{arch}-{regime}-s0.json"]["data"]
             assert 0 <= run_metrics["mCA"] <= 1
             assert summary[arch][regime]["mCA"] == run_metrics["mCA"]
-    for run_name in ("transfer", "scratch"):
+    # The ci profile runs the untrained head too: it trains no epoch.
+    last = {"transfer": 2, "scratch": 2, "zeroshot": 0}
+    for run_name in RUNS:
         detector = metrics[f"metrics/detector/{run_name}-s0.json"]["data"]
-        assert 0 <= detector["best"]["Car"]["AP50"] <= 1 and detector["last"]["epoch"] == 2
+        assert 0 <= detector["best"]["Car"]["AP50"] <= 1
+        assert detector["last"]["epoch"] == last[run_name], run_name
     assert len(list((repo / "plots/detector/pictures").glob("*.png"))) == 2
-    assert (repo / "reports/detector_table.md").read_text().count("| Yes |") == 4
+    table = (repo / "reports/detector_table.md").read_text()
+    assert table.count("| Yes |") == 4 and table.count("| Zero-shot (untrained) |") == 4
+    comparison = metrics["metrics/detector_comparison.json"]["data"]
+    assert {"transfer-scratch", "transfer-zeroshot"} <= set(comparison)
+    assert "frozen-zeroshot" not in comparison  # a pair is compared only where both ran
 
     # The report: every table, eight confusion matrices (four arms of two archs), and the HTML
     # copy with each image inline.
@@ -202,7 +211,8 @@ CLASSIFIER_STAGES = {
 }
 DETECTOR_STAGES = {
     "train_detector_scratch",
-    "train_detector_transfer",
+    "train_detector",
+    "evaluate_detector_scratch",
     "evaluate_detector",
     "compare_detectors",
     "detector_report",
@@ -253,7 +263,9 @@ def test_a_grid_of_a_classifier_and_a_detector_variant(baseline, tmp_path):
     assert {r["study"] for r in rows["classifier-lr"]} == {"classifier"}
     assert {r["figure"] for r in rows["classifier-lr"]} >= {"mCA", "acc_Cyclist"}
     assert any(r["difference"] != 0 for r in rows["classifier-lr"])
-    assert {r["run"] for r in rows["detector-lr"]} == {"transfer", "scratch"}
+    # Every run of the ci profile is a row; the untrained one cannot change.
+    assert {r["run"] for r in rows["detector-lr"]} == set(RUNS)
+    assert all(r["difference"] == 0 for r in rows["detector-lr"] if r["run"] == "zeroshot")
 
     baseline_side = side_from_checkout(repo, head)
     kitti_diff = os.path.join(BIN, "kitti-diff")

@@ -156,8 +156,8 @@ def test_the_detector_comparison_table_by_hand():
         "not in it)"
     )
     assert lines[4] == (
-        "| AP@0.5 | 0.541 [0.491, 0.591] | 0.440 [0.380, 0.500] | +0.101 [+0.020, +0.180] "
-        "| transfer ahead on these test frames, seed 0 only |"
+        "| transfer - scratch | AP@0.5 | 0.541 [0.491, 0.591] | 0.440 [0.380, 0.500] "
+        "| +0.101 [+0.020, +0.180] | transfer ahead on these test frames, seed 0 only |"
     )
     assert lines[5].endswith("| not resolved (the interval holds 0) |")
     assert len(lines) == 6  # no COCO or KITTI row where the comparison has none
@@ -165,6 +165,14 @@ def test_the_detector_comparison_table_by_hand():
     lines = detector_comparison_table(comparison).splitlines()
     assert lines[0].endswith("of the 60 test frames and seeds")
     assert lines[4].endswith("| transfer ahead |")
+    # A regime against the zero-shot head it starts from: a row of its own, behind the study's.
+    comparison["arms"]["zeroshot"] = arm(0.6, 0.5, 0.04)
+    comparison["transfer-zeroshot"] = {"AP50": {**cell, "difference": -0.059, "low": -0.1}}
+    lines = detector_comparison_table(comparison).splitlines()
+    assert lines[6] == (
+        "| transfer - zeroshot | AP@0.5 | 0.541 [0.491, 0.591] | 0.600 [0.560, 0.640] "
+        "| -0.059 [-0.100, +0.180] | not resolved (the interval holds 0) |"
+    )
 
 
 def test_the_summary_states_each_question_from_its_interval():

@@ -126,7 +126,7 @@ def test_every_module_a_stage_imports_is_a_declared_dep(name):
 
 
 def test_a_removed_dep_is_found():
-    script, deps = pipeline_stages()["train_detector_transfer"]
+    script, deps = pipeline_stages()["train_detector"]
     without_data = [d for d in deps if d != "kitti_pipeline/data"]
     missing = missing_deps(script, without_data)
     assert "kitti_pipeline/data/labels.py" in missing  # through detect/data.py

@@ -146,7 +146,7 @@ def test_the_study_profile_runs_at_the_study_shapes(tmp_path):
         with pytest.MonkeyPatch.context() as monkey:  # the hub cache, for this process's stages
             monkey.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
             ran = run_pipeline_in_process(repo)
-        assert {"train_detector_transfer@0", "report"} <= set(ran), ran
+        assert {"train_detector@transfer-0", "report"} <= set(ran), ran
         # DVC takes what the stages wrote as the pipeline's: `dvc commit` hashes every declared
         # output into dvc.lock (a missing one fails it), and the pipeline is then up to date.
         run(os.path.join(bin_dir, "dvc"), "commit", "--force")

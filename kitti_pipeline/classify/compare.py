@@ -35,22 +35,29 @@ from kitti_pipeline.core.params import ARMS, CONTROL, REGIMES
 from kitti_pipeline.data.splits import read_crop_split
 
 METRICS = ("mCA", "mF1")
+# The regime pairs a - b compared within an architecture, where both ran: the study's, then LP-FT
+# against its own probe (the frozen head it starts from) and against fine-tuning.
 REGIME_PAIRS = (
     ("finetune", "scratch"),
     ("frozen", "scratch"),
     ("finetune", "frozen"),
     ("frozen", CONTROL),
+    ("lpft", "frozen"),
+    ("lpft", "finetune"),
 )
 
 
-def arm_pairs(archs: tuple[str, ...]) -> list[tuple[str, tuple[str, str], tuple[str, str]]]:
-    """Each comparison as (group, arm a, arm b), an arm being (arch, regime): the regime pairs
-    within each architecture, then the architecture pairs within each regime."""
-    out = [(arch, (arch, a), (arch, b)) for arch in archs for a, b in REGIME_PAIRS]
+def arm_pairs(
+    archs: tuple[str, ...], arms: tuple[str, ...] = ARMS
+) -> list[tuple[str, tuple[str, str], tuple[str, str]]]:
+    """Each comparison of `arms` as (group, arm a, arm b), an arm being (arch, regime): the
+    regime pairs within each architecture, then the architecture pairs within each regime."""
+    pairs = [(a, b) for a, b in REGIME_PAIRS if a in arms and b in arms]
+    out = [(arch, (arch, a), (arch, b)) for arch in archs for a, b in pairs]
     for i, first in enumerate(archs):
         for second in archs[i + 1 :]:
             group = f"{first}-{second}"
-            out += [(group, (first, r), (second, r)) for r in REGIMES]
+            out += [(group, (first, r), (second, r)) for r in REGIMES if r in arms]
     return out
 
 
@@ -125,10 +132,10 @@ def compare_arms(
     return differences(arm_sampler(predictions, frames, seeds, classes, resamples, seed), archs)
 
 
-def differences(arm_values, archs: tuple[str, ...]) -> dict:
-    """`compare_arms`' cells from an `arm_sampler`."""
+def differences(arm_values, archs: tuple[str, ...], arms: tuple[str, ...] = ARMS) -> dict:
+    """`compare_arms`' cells from an `arm_sampler`, for the pairs of `arms`."""
     out: dict = {}
-    for group, a, b in arm_pairs(archs):
+    for group, a, b in arm_pairs(archs, arms):
         name = f"{a[1]}-{b[1]}" if a[0] == b[0] else a[1]
         cells = {}
         for metric in METRICS:
@@ -146,9 +153,10 @@ def compare_classifiers(
     archs: tuple[str, ...],
     seeds: tuple[int, ...],
     resamples: int,
+    arms: tuple[str, ...] = ARMS,
 ) -> dict:
-    """`compare_arms` over every run's prediction CSV (`evaluate_classifier`'s), with the frame
-    of each test crop from the split.
+    """`compare_arms` over every run's prediction CSV (`evaluate_classifier`'s) of `arms`, with
+    the frame of each test crop from the split.
 
     Raises:
         ValueError: when a run's predictions are not of the split's test crops, in its order.
@@ -157,7 +165,7 @@ def compare_classifiers(
     crops = [r["crop"] for r in tests]
     runs = {}
     for arch in archs:
-        for regime in ARMS:
+        for regime in arms:
             for s in seeds:
                 path = Path(predictions) / f"{arch}-{regime}-s{s}.csv"
                 rows = read_csv(path)
@@ -175,7 +183,7 @@ def compare_classifiers(
         "test_frames": len(set(frames)),
         "test_crops": len(crops),
         "arms": intervals(arm_values, sorted({run[:2] for run in runs}), classes),
-        "comparisons": differences(arm_values, archs),
+        "comparisons": differences(arm_values, archs, arms),
     }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -352,6 +352,58 @@ def fit(
     return history
 
 
+def fit_lpft(
+    model: nn.Module,
+    train: tuple[torch.Tensor, torch.Tensor],
+    val: tuple[torch.Tensor, torch.Tensor],
+    probe: FitConfig,
+    finetune: FitConfig,
+    seed: int,
+    resume: dict | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+    description: str = "train",
+    world: World = SINGLE,
+) -> list[dict]:
+    """Linear probe, then fine-tune (Kumar et al., ICLR 2022): `probe.epochs` of the frozen
+    regime (the head alone, on the frozen features), then `finetune.epochs` of every layer
+    with a fresh optimizer, usually at a lower rate. The fine-tuning starts from a head that
+    already fits the features, so its first steps do not distort them to fit a random one.
+
+    Args:
+        probe, finetune: The two phases' settings.
+        resume: A state from `on_epoch`; it says its phase, and a resumed run continues there.
+        Others: as `fit`.
+
+    Returns:
+        `fit`'s rows of both phases, the epochs counted on through the second.
+    """
+    if resume is None or resume["phase"] == "probe":
+        save = None if on_epoch is None else (lambda state: on_epoch({**state, "phase": "probe"}))
+        probe_history = fit(
+            model, "frozen", train, val, probe, seed, resume, save, f"{description} probe", world
+        )
+        resume = None
+    else:
+        probe_history = resume["probe_history"]
+
+    def save_finetune(state: dict) -> None:
+        on_epoch({**state, "phase": "finetune", "probe_history": probe_history})
+
+    history = fit(
+        model,
+        "finetune",
+        train,
+        val,
+        finetune,
+        seed,
+        resume,
+        None if on_epoch is None else save_finetune,
+        description,
+        world,
+    )
+    return probe_history + [{**row, "epoch": row["epoch"] + probe.epochs} for row in history]
+
+
 def train_classifier(
     arch: str,
     regime: str,
@@ -372,7 +424,8 @@ def train_classifier(
 
     Args:
         arch, regime, seed: The run; `regime` is one of `ARMS`: a regime, or the control
-            (`frozen_random`), which trains as `frozen` does.
+            (`frozen_random`), which trains as `frozen` does; `lpft` trains the head for
+            `head_epochs`, then every layer for `epochs` at `finetune_lr` (`fit_lpft`).
         crops, split: The crop stage's folder and the split CSV.
         init: The init-weights file of `arch` (frozen and finetune; unread by `scratch`), or,
             for the control, the seed its random backbone is drawn from.
@@ -434,7 +487,7 @@ def train_classifier(
         cfg.optimizer,
         cfg.lr,
         cfg.batch_size,
-        cfg.epochs_of(regime),
+        cfg.epochs_of("frozen" if regime == "lpft" else regime),
         cfg.augment,
         cfg.cache_frozen_features,
         cfg.amp,
@@ -449,9 +502,16 @@ def train_classifier(
     def save(state: dict) -> None:
         resumable.save({**state, "train_seconds": before + time.perf_counter() - began})
 
-    fit_regime = "frozen" if regime == CONTROL else regime
     on_epoch = save if world.main else None
-    history = fit(model, fit_regime, train, val, fit_cfg, seed, resume, on_epoch, run, world)
+    if regime == "lpft":
+        finetune_lr = cfg.lr if cfg.finetune_lr is None else cfg.finetune_lr
+        finetune_cfg = replace(fit_cfg, epochs=cfg.epochs, lr=finetune_lr)
+        history = fit_lpft(
+            model, train, val, fit_cfg, finetune_cfg, seed, resume, on_epoch, run, world
+        )
+    else:
+        fit_regime = "frozen" if regime == CONTROL else regime
+        history = fit(model, fit_regime, train, val, fit_cfg, seed, resume, on_epoch, run, world)
     seconds = before + time.perf_counter() - began
     trainable, total = count_parameters(model)
     if world.main:

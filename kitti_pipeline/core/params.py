@@ -17,15 +17,29 @@ from typing import Any, Literal
 import yaml
 
 CLASSES = ("Car", "Person", "Cyclist")
-# The study's regimes. Every one runs: dvc.yaml lists them, scratch in stages of its own, since it
-# reads no starting weights and must not rerun when they change.
-REGIMES = ("scratch", "frozen", "finetune")
+# The classifier's regimes: the study's three, then linear probe, then fine-tune (`lpft`: the frozen
+# regime, then every layer). Scratch runs in stages of its own, since it reads no starting weights
+# and must not rerun when they change; `classifier.regimes` says which of the others run.
+REGIMES = ("scratch", "frozen", "finetune", "lpft")
 # The no-pretraining control: the frozen regime on randomly initialised weights (drawn from
 # `classifier.init.seed`), which the frozen arm must beat for its starting weights to count.
 CONTROL = "frozen_random"
 # Every classifier arm: the regimes and the control.
 ARMS = (*REGIMES, CONTROL)
-DETECTOR_RUNS = ("transfer", "scratch")
+# The detector's runs (`detect.regimes` says what each trains): `scratch` in stages of its own, as
+# the classifier's, and those of `detector.regimes`, which start from the init weights.
+DETECTOR_RUNS = ("transfer", "scratch", "zeroshot", "frozen", "lpft")
+DETECTOR_REGIMES = tuple(run for run in DETECTOR_RUNS if run != "scratch")
+# The pairs a - b the detector study compares, where both ran: the study's transfer - scratch;
+# each regime trained from the init weights against those weights untrained (zero-shot), the
+# detector's "fine-tuned - frozen"; and LP-FT against its own probe.
+DETECTOR_PAIRS = (
+    ("transfer", "scratch"),
+    ("transfer", "zeroshot"),
+    ("frozen", "zeroshot"),
+    ("lpft", "zeroshot"),
+    ("lpft", "frozen"),
+)
 
 
 class ParamsError(ValueError):
@@ -171,6 +185,9 @@ class ClassifierTrainParams:
     # proportional to their class's count; `loss`: cross-entropy weighted by n / (K * count).
     balance: Literal["none", "sampler", "loss"] = "none"
     label_smoothing: float = 0.0
+    # lpft's learning rate once every layer trains, after `head_epochs` of the head alone
+    # (null: `lr`).
+    finetune_lr: float | None = None
 
     def epochs_of(self, regime: str) -> int:
         """The epochs a regime (`REGIMES`, or the control) trains for."""
@@ -180,13 +197,20 @@ class ClassifierTrainParams:
 
 @dataclass(frozen=True)
 class ClassifierParams:
-    """The classifier study: a DVC matrix over `archs` x `ARMS` x `seeds`."""
+    """The classifier study: a DVC matrix over `archs` x `arms` x `seeds`."""
 
     archs: tuple[Literal["resnet18", "mobilenet_v2"], ...]
     seeds: tuple[int, ...]
+    # The regimes from the init weights that run, beside scratch and the control.
+    regimes: tuple[Literal["frozen", "finetune", "lpft"], ...]
     init: ClassifierInitParams
     train: ClassifierTrainParams
     bootstrap: int
+
+    @property
+    def arms(self) -> tuple[str, ...]:
+        """Every arm that runs: scratch, `regimes` and the control, in `ARMS` order."""
+        return tuple(a for a in ARMS if a in ("scratch", CONTROL) or a in self.regimes)
 
 
 @dataclass(frozen=True)
@@ -251,7 +275,7 @@ class DetectorTrainParams:
     scale: float
     translate: float
     colour: float
-    box_loss: Literal["mse", "giou"]
+    box_loss: Literal["mse", "darknet", "giou"]
     small_box_scale: bool
     ignore_iou: float | Literal["cfg"]
     device: Literal["auto", "cpu", "cuda"]
@@ -259,6 +283,16 @@ class DetectorTrainParams:
     compile: bool | Literal["auto"]
     # After the burn-in: `constant` (the demo's), `step` (Darknet's steps policy) or `cosine`.
     schedule: Literal["constant", "step", "cosine"] = "constant"
+    # The frozen and lpft regimes (`detect.regimes`): the leading cfg layers kept fixed (null:
+    # all but the prediction convs), the epochs and learning rate of the frozen phase (null:
+    # `epochs`, `lr`), and the learning rate of lpft's fine-tuning phase (null: `lr`).
+    frozen_layers: int | None = None
+    head_epochs: int | None = None
+    head_lr: float | None = None
+    finetune_lr: float | None = None
+    # Every BatchNorm layer of a run from the init weights keeps its running statistics while
+    # training (scratch, whose statistics are not yet estimated, always updates them).
+    freeze_bn: bool = False
 
 
 @dataclass(frozen=True)
@@ -287,6 +321,8 @@ class DetectorParams:
 
     classes: tuple[str, ...]
     seeds: tuple[int, ...]
+    # The runs from the init weights beside scratch, of `DETECTOR_REGIMES`.
+    regimes: tuple[Literal["transfer", "zeroshot", "frozen", "lpft"], ...]
     cfg: str
     img_size: int | tuple[int, int]  # a square side, or [width, height]; multiples of 32
     letterbox_fill: int
@@ -294,6 +330,17 @@ class DetectorParams:
     init: DetectorInitParams
     train: DetectorTrainParams
     evaluate: DetectorEvalParams
+
+    def __post_init__(self):
+        if "transfer" not in self.regimes:
+            raise ParamsError(
+                f"detector.regimes {list(self.regimes)} must hold transfer, the study's own run"
+            )
+
+    @property
+    def runs(self) -> tuple[str, ...]:
+        """Every run the study trains: scratch and `regimes`, in `DETECTOR_RUNS` order."""
+        return tuple(r for r in DETECTOR_RUNS if r == "scratch" or r in self.regimes)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""The detector study's comparison, transfer - scratch, with paired intervals over frames and seeds.
+"""The detector study's comparisons, with paired intervals over frames and seeds: transfer -
+scratch, and each trained regime against COCO's head zero-shot, where it starts from.
 
 Every run's best and last checkpoints are scored on the same test frames, and
 `evaluate_detector` keeps their ranked matches frame by frame (`metrics.RankedMatches` at IoU 0.5
@@ -9,7 +10,8 @@ reweight every run, so a frame that is hard for both runs cancels out of their d
 With several seeds, each draw also resamples each run's seeds, as the classifier comparison does
 (`core.bootstrap.seed_resamples`): a run's value in a draw is the mean over its drawn seeds, and
 its value on the test set the mean over all its seeds. Each run's figures get an interval (the
-`arms`), and the best checkpoints' AP@0.5, F1, AP@[.5:.95] and KITTI moderate AP40 a difference.
+`arms`), and the best checkpoints' AP@0.5, F1, AP@[.5:.95] and KITTI moderate AP40 a difference
+for each pair of `DETECTOR_PAIRS` whose runs both ran.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from kitti_pipeline.core.bootstrap import (
     percentile_interval,
     seed_resamples,
 )
-from kitti_pipeline.core.params import DETECTOR_RUNS
+from kitti_pipeline.core.params import DETECTOR_PAIRS
 from kitti_pipeline.detect.kitti import curve_ap, curve_from_dict, resampled_kitti_ap
 from kitti_pipeline.detect.matching import matches_from_dict
 from kitti_pipeline.detect.metrics import (
@@ -41,7 +43,7 @@ from kitti_pipeline.detect.metrics import (
 )
 
 CHECKPOINTS = ("best", "last")
-# transfer - scratch is drawn on these, at the best checkpoints (chosen on the val frames).
+# The figures each pair's difference is drawn on.
 COMPARED = ("AP50", "F1", "AP50_95", "kitti_AP40_moderate")
 
 
@@ -68,25 +70,31 @@ def checkpoint_values(matches: dict, draws: np.ndarray, conf_threshold: float) -
 
 
 def compare_detectors(
-    matches: str | Path, seeds: tuple[int, ...], conf_threshold: float, resamples: int
+    matches: str | Path,
+    runs: tuple[str, ...],
+    seeds: tuple[int, ...],
+    conf_threshold: float,
+    resamples: int,
 ) -> dict:
-    """Each run's figures with 95% intervals, and transfer - scratch with paired intervals.
+    """Each run's figures with 95% intervals, and the differences of `DETECTOR_PAIRS` with
+    paired ones.
 
     Args:
         matches: The folder of `<run>-s<seed>.json` matches files (`evaluate_detector`).
+        runs: The runs to compare (scratch and `detector.regimes`).
         seeds: The seeds of every run.
         conf_threshold: Where precision, recall and F1 count detections.
         resamples: Bootstrap draws.
 
     Returns:
-        `arms`: `{run: {checkpoint: {metric: {value, low, high}}}}`; `transfer-scratch`:
-        `{metric: {difference, low, high, resolved}}` at the best checkpoints; and the epochs of
-        every run's checkpoints.
+        `arms`: `{run: {checkpoint: {metric: {value, low, high}}}}`; for each `DETECTOR_PAIRS`
+        pair that ran, `<a>-<b>`: `{metric: {difference, low, high, resolved}}` at the best
+        checkpoints; and the epochs of every run's checkpoints.
 
     Raises:
         ValueError: when two runs were not scored on the same test frames.
     """
-    files = {(run, s): Path(matches) / f"{run}-s{s}.json" for run in DETECTOR_RUNS for s in seeds}
+    files = {(run, s): Path(matches) / f"{run}-s{s}.json" for run in runs for s in seeds}
     data = {key: json.loads(path.read_text()) for key, path in files.items()}
     first = next(iter(files))
     for key, run in data.items():
@@ -95,9 +103,9 @@ def compare_detectors(
                 f"{files[key]} and {files[first]} hold other test frames: evaluate both again"
             )
     draws = frame_resamples(len(data[first]["stems"]), resamples)
-    picks = seed_resamples(DETECTOR_RUNS, len(seeds), resamples)
+    picks = seed_resamples(runs, len(seeds), resamples)
     arms, drawn = {}, {}
-    for run in DETECTOR_RUNS:
+    for run in runs:
         for checkpoint in CHECKPOINTS:
             per_seed = [
                 checkpoint_values(data[run, s][checkpoint], draws, conf_threshold) for s in seeds
@@ -111,21 +119,23 @@ def compare_detectors(
                 cells[metric] = {"value": value, "low": low, "high": high}
             arms.setdefault(run, {})[checkpoint] = cells
     differences = {}
-    for metric in COMPARED:
-        if metric not in arms["transfer"]["best"]:
+    for a, b in DETECTOR_PAIRS:
+        if a not in runs or b not in runs:
             continue
-        a, b = (arms[run]["best"][metric]["value"] for run in ("transfer", "scratch"))
-        differences[metric] = difference_cell(
-            a - b, drawn["transfer", "best", metric] - drawn["scratch", "best", metric]
-        )
+        cells = differences.setdefault(f"{a}-{b}", {})
+        for metric in COMPARED:
+            if metric in arms[a]["best"]:
+                cells[metric] = difference_cell(
+                    arms[a]["best"][metric]["value"] - arms[b]["best"][metric]["value"],
+                    drawn[a, "best", metric] - drawn[b, "best", metric],
+                )
     return {
         "resamples": resamples,
         "seeds": list(seeds),
         "test_frames": len(data[first]["stems"]),
         "epochs": {
-            run: {c: [data[run, s][c]["epoch"] for s in seeds] for c in CHECKPOINTS}
-            for run in DETECTOR_RUNS
+            run: {c: [data[run, s][c]["epoch"] for s in seeds] for c in CHECKPOINTS} for run in runs
         },
         "arms": arms,
-        "transfer-scratch": differences,
+        **differences,
     }

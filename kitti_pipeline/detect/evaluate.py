@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from kitti_pipeline.core.bootstrap import frame_resamples, percentile_interval
-from kitti_pipeline.core.params import DETECTOR_RUNS, DetectorParams
+from kitti_pipeline.core.params import DetectorParams
 from kitti_pipeline.data.labels import KITTI_CLASS_MAP, read_kitti_labels
 from kitti_pipeline.detect.data import DetectionSet, load_split
 from kitti_pipeline.detect.figures import detection_figure
@@ -181,9 +181,9 @@ def draw_test_frames(
 ) -> dict:
     """The study's Figures 6 to 9: test frames with every run's detections, one panel per run.
 
-    Draws the `det.evaluate.pictures` test frames holding the most ground-truth objects, each
-    run of seed `seed` (`models/<run>-s<seed>/best.pt`) with its best checkpoint, ground truth
-    in green dashes; detection runs on `device`.
+    Draws the `det.evaluate.pictures` test frames holding the most ground-truth objects, the
+    study's two runs (transfer and scratch) of seed `seed` (`models/<run>-s<seed>/best.pt`)
+    with their best checkpoints, ground truth in green dashes; detection runs on `device`.
 
     Returns:
         Frame stem -> its matplotlib Figure.
@@ -197,7 +197,7 @@ def draw_test_frames(
     images = [read_image(p) for p in paths]
 
     panels = [[] for _ in chosen]
-    for run in DETECTOR_RUNS:
+    for run in ("transfer", "scratch"):  # the study's two runs
         model, info = load_detector(Path(models) / f"{run}-s{seed}" / "best.pt", device)
         detections = detect_frames(
             model,

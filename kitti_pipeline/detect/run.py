@@ -46,15 +46,16 @@ def train_detector(
 ) -> tuple[Darknet, dict, dict]:
     """One run of the detector study, resumed when it can be.
 
-    `transfer` starts from the init-weights file (every layer but the prediction convs),
-    `scratch` from random weights. At every evaluation the resumable state (weights, optimizer,
+    `scratch` starts from random weights, the other runs from the init-weights file (every
+    layer but the prediction convs, unless `head_classes` carries those too), and each trains
+    what `detect.regimes` says. At every evaluation the resumable state (weights, optimizer,
     history and the best epoch's weights) is saved as `checkpoints/state.pt`, and with
     `keep_checkpoints` the epoch's weights beside it; a rerun resumes when the run's params,
     frames, starting weights, the library code it executes (`core.version.code_hash`) and
     process count are those it was saved under.
 
     Args:
-        run: `transfer` or `scratch`.
+        run: One of `DETECTOR_RUNS`.
         seed: Draws the weights that are not loaded (all of them for scratch) and the batches.
         frames, split: The frames folder and the frame split CSV.
         init, init_info: The init stage's `.weights` file and metrics JSON (transfer only).
@@ -71,8 +72,8 @@ def train_detector(
     """
     if run not in DETECTOR_RUNS:
         raise ValueError(f"Invalid run {run!r}: expected one of {DETECTOR_RUNS}")
-    if run == "transfer" and (init is None or init_info is None):
-        raise ValueError("the transfer run needs the init stage's weights and metrics files")
+    if run != "scratch" and (init is None or init_info is None):
+        raise ValueError(f"the {run} run needs the init stage's weights and metrics files")
     device = device or torch.device("cpu")
     name = f"{run}-s{seed}"
     if world.main:
@@ -86,9 +87,14 @@ def train_detector(
     torch.manual_seed(seed)
     model = build_darknet(cfg_path, len(det.classes))
     init_prediction_biases(model)
-    if run == "transfer":
+    if run != "scratch":
         info = json.loads(Path(init_info).read_text())
         head = info.get("head_classes")
+        if run == "zeroshot" and head is None:
+            raise ValueError(
+                "the zeroshot run needs detector.init.head_classes: without the file's rows for "
+                "the detector's classes its prediction convs are random"
+            )
         loaded = transfer_weights(
             model,
             init,
@@ -124,7 +130,7 @@ def train_detector(
         # The letterboxed pixels and boxes themselves, not the paths they were read from.
         "frames": tensor_digest(train.images, *train.targets, val.images, *val.targets),
         "code": code_hash(__name__),  # the library code this run executes, no more
-        "init": sha256_file(init) if run == "transfer" else None,
+        "init": sha256_file(init) if run != "scratch" else None,
         "processes": world.size,
     }
     version = code_version()
@@ -159,6 +165,7 @@ def train_detector(
         world=world,
         seed=seed,
         fill=det.letterbox_fill,
+        run=run,
     )
     seconds = before + time.perf_counter() - began
     if not world.main:  # rank 0 alone evaluates and writes

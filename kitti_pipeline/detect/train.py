@@ -29,6 +29,7 @@ from kitti_pipeline.detect.metrics import average_precision
 from kitti_pipeline.detect.model_files import best_row
 from kitti_pipeline.detect.optim import check_finite, make_detector_optimizer, step_lr
 from kitti_pipeline.detect.predict import CPU_BF16, as_input, score_detections
+from kitti_pipeline.detect.regimes import freeze, phase_of, set_train_mode, training_phases
 from kitti_pipeline.detect.yolo import Scale, scales_of, yolo_loss
 
 # Steps between the checks that the loss is finite: each check waits for the device, so the loop
@@ -60,6 +61,8 @@ def train_one_epoch(
     loss_fn: Callable[..., dict[str, torch.Tensor]] | None = None,
     schedule: str = "constant",
     total_steps: int = 1,
+    first_step: int = 0,
+    set_mode: Callable[[torch.nn.Module], None] | None = None,
 ) -> tuple[dict[str, float], int]:
     """One pass over `data`.
 
@@ -67,6 +70,9 @@ def train_one_epoch(
         warmup_steps, warmup_power: The learning rate's burn-in (`optim.burn_in_lr`).
         schedule, total_steps: Its schedule after the burn-in, over the run's steps
             (`optim.step_lr`).
+        first_step: The step the burn-in and schedule count from (a phase's first).
+        set_mode: Puts `model` in training mode (default `model.train()`); the frozen regimes
+            keep some BatchNorm layers in eval mode (`regimes.set_train_mode`).
         ignore_iou: The loss's; None: each scale's own (the cfg's `ignore_thresh`).
         small_box_scale: The loss's 2 - w * h weight on box terms.
         augment: Mirror a random half of the frames.
@@ -81,7 +87,7 @@ def train_one_epoch(
         The mean of each loss term per batch, and the global step count after the epoch.
     """
     loss_fn = loss_fn or batch_loss
-    model.train()
+    (set_mode or torch.nn.Module.train)(model)
     device = data.images.device
     scaler = scaler or torch.amp.GradScaler(device.type, enabled=False)
     n = len(data.images)
@@ -91,7 +97,9 @@ def train_one_epoch(
     batches, checked = 0, step
     for batch in order.split(batch_size):
         for group in optimizer.param_groups:
-            group["lr"] = step_lr(lr, step, warmup_steps, warmup_power, schedule, total_steps)
+            group["lr"] = step_lr(
+                lr, step - first_step, warmup_steps, warmup_power, schedule, total_steps
+            )
         mine, weight = world.shard(batch)
         images, targets = flip_batch(
             data.images[mine], [data.targets[i] for i in mine], flips[mine]
@@ -164,8 +172,11 @@ def fit_detector(
     world: World = SINGLE,
     seed: int = 0,
     fill: int = DARKNET_FILL,
+    run: str = "transfer",
 ) -> tuple[list[dict], dict | None]:
-    """Train `model` for `cfg.epochs`, evaluating on `val` every `cfg.eval_every` epochs.
+    """Train `model` as `run` trains (`detect.regimes`: `cfg.epochs` of every layer, for
+    scratch and transfer), evaluating on `val` every `cfg.eval_every` epochs and at the end of
+    each phase.
 
     Args:
         model: The detector, on the device of `train` and `val`.
@@ -182,6 +193,7 @@ def fit_detector(
             shows progress.
         seed: Draws each epoch's batches and augmentation.
         fill: The grey that the affine jitter fills with, as the letterbox pads.
+        run: One of `DETECTOR_RUNS`: what trains, epoch by epoch (`regimes.training_phases`).
 
     Returns:
         One row per evaluation (epoch, the mean train loss terms of that epoch, the val loss and
@@ -191,7 +203,12 @@ def fit_detector(
 
     Raises:
         FloatingPointError: when a loss is not finite.
+        ValueError: for a regime with frozen layers on several processes.
     """
+    phases = training_phases(run, cfg, model)
+    epochs = phases[-1].last if phases else 0
+    if world.size > 1 and any(p.frozen for p in phases):
+        raise ValueError(f"the {run} regime trains in one process only, not {world.size}")
     num_classes = model_classes(model)
     scales = scales_of(model)
     device, n = train.images.device, len(train.images)
@@ -246,9 +263,13 @@ def fit_detector(
         terms = ("giou",) if cfg.box_loss == "giou" else ("xy", "wh")
         row = evaluate(0, dict.fromkeys((*terms, "obj", "noobj", "cls", "total")))
         print(f"{description} epoch 0: val loss {row['val_loss']:.3f} AP50 {row['AP50']:.3f}")
+    steps_per_epoch = math.ceil(n / cfg.batch_size)
+    freeze_bn = cfg.freeze_bn and run != "scratch"  # random weights have no statistics to keep
     with Progress(transient=True, disable=not world.main) as progress:
-        for epoch in range(start, cfg.epochs + 1):
-            task = progress.add_task(f"{description} epoch {epoch}/{cfg.epochs}", total=n)
+        for epoch in range(start, epochs + 1):
+            phase = phase_of(phases, epoch)
+            freeze(model, phase)
+            task = progress.add_task(f"{description} epoch {epoch}/{epochs}", total=n)
             torch.manual_seed(seed * 100_003 + epoch)  # the jitter's random draws
             losses, step = train_one_epoch(
                 net,
@@ -259,7 +280,7 @@ def fit_detector(
                 cfg.batch_size,
                 epoch_generator(seed, epoch),
                 step,
-                cfg.lr,
+                phase.lr,
                 warmup,
                 augment=cfg.flip,
                 amp=cfg.amp,
@@ -273,13 +294,15 @@ def fit_detector(
                 small_box_scale=cfg.small_box_scale,
                 loss_fn=loss_fn,
                 schedule=cfg.schedule,
-                total_steps=cfg.epochs * math.ceil(n / cfg.batch_size),
+                total_steps=(phase.last - phase.first + 1) * steps_per_epoch,
+                first_step=(phase.first - 1) * steps_per_epoch,
+                set_mode=lambda net, phase=phase: set_train_mode(net, model, phase, freeze_bn),
             )
             progress.remove_task(task)
             if not world.main:
                 continue
-            line = f"{description} epoch {epoch}/{cfg.epochs}: loss {losses['total']:.3f}"
-            if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            line = f"{description} epoch {epoch}/{epochs}: loss {losses['total']:.3f}"
+            if epoch % cfg.eval_every == 0 or epoch == phase.last:
                 row = evaluate(epoch, losses)
                 line += f", val loss {row['val_loss']:.3f} AP50 {row['AP50']:.3f}"
             progress.console.print(line)

@@ -12,6 +12,9 @@ Loss terms, as in the YOLOv3 paper, summed over the batch and divided by the bat
            cell, for the one anchor assigned to each ground truth (the best of all anchors by
            shape IoU, at the cell holding the box centre);
     wh     squared error between (tw, th) and log(w / pw, h / ph) for that anchor;
+           with `box_loss="darknet"`, xy is instead the binary cross-entropy of (tx, ty) against
+           the offset: its gradient on the logit is sigmoid(tx) - offset, the delta Darknet's
+           `delta_yolo_box` applies to it (the study's Part III calls it binary cross-entropy);
            with `box_loss="giou"`, xy and wh are replaced by 1 - GIoU of the decoded box;
     obj    binary cross-entropy of the objectness logit against 1, for assigned anchors;
     noobj  binary cross-entropy against 0 for every other prediction, except those whose decoded
@@ -43,6 +46,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torchvision.ops import batched_nms, box_convert, generalized_box_iou_loss
+
+BOX_LOSSES = ("mse", "darknet", "giou")
 
 
 @dataclass(frozen=True)
@@ -166,7 +171,7 @@ def yolo_loss(
         num_classes: C.
         ignore_iou: Predictions overlapping a ground truth more than this get no noobj loss;
             None: each scale's `ignore_iou`.
-        box_loss: `mse` (the paper's squared error) or `giou`.
+        box_loss: `mse` (the paper's squared error), `darknet` or `giou`.
         dont_care: Whether `targets` may hold ignored regions whose predictions to spare (a set
             with `label_2` files: `DetectionSet.dont_care`). Known on the host, it saves the
             region test, as costly as the ground-truth one, where there are none; rows of
@@ -176,8 +181,8 @@ def yolo_loss(
     Returns:
         The terms `xy`, `wh` (or `giou`), `obj`, `noobj`, `cls` and their sum `total`.
     """
-    if box_loss not in ("mse", "giou"):
-        raise ValueError(f"Invalid box_loss {box_loss!r}: expected 'mse' or 'giou'")
+    if box_loss not in BOX_LOSSES:
+        raise ValueError(f"Invalid box_loss {box_loss!r}: expected one of {list(BOX_LOSSES)}")
     batch, device = raws[0].shape[0], raws[0].device
     padded, rows = pad_targets(targets, device)  # (B, N, 5), (B, N)
     regions = rows & (padded[..., 0] < 0)  # ignored regions, not objects
@@ -218,7 +223,12 @@ def yolo_loss(
             offset = torch.stack(
                 [centre[..., 0] / scale.stride - j, centre[..., 1] / scale.stride - i], -1
             )
-            xy = ((cell[..., 0:2].sigmoid() - offset) ** 2).sum(-1)
+            if box_loss == "darknet":  # gradient t - sigmoid(tx) on the logit itself
+                xy = F.binary_cross_entropy_with_logits(
+                    cell[..., 0:2], offset, reduction="none"
+                ).sum(-1)
+            else:
+                xy = ((cell[..., 0:2].sigmoid() - offset) ** 2).sum(-1)
             wh_error = ((cell[..., 2:4] - torch.log(wh / all_anchors[best])) ** 2).sum(-1)
             terms["xy"] = terms["xy"] + (xy * box_weight * here).sum()
             terms["wh"] = terms["wh"] + (wh_error * box_weight * here).sum()

@@ -8,6 +8,8 @@ answers, each measured against the baseline with a paired interval (`experiments
 
 from __future__ import annotations
 
+from kitti_pipeline.core.params import DETECTOR_RUNS
+
 
 def change(row: dict) -> str:
     """B - A [low, high], and whether the interval excludes 0."""
@@ -73,23 +75,25 @@ def detector_answer(grid: dict) -> list[str]:
     variants = rows_of(grid, "detector")
     if not variants:
         return ["No detector variant was collected."]
+    runs = [
+        run for run in DETECTOR_RUNS if any(pick(rows, run, "AP50") for rows in variants.values())
+    ]
     out = [
-        "Each variant's change of the test AP@0.5 of both runs (best checkpoints):",
+        "Each variant's change of the test AP@0.5 of each run (best checkpoints):",
         "",
-        "| Variant | transfer AP@0.5 | B - A [95% interval] "
-        "| scratch AP@0.5 | B - A [95% interval] |",
-        "|---|---|---|---|---|",
+        "| Variant | " + " | ".join(f"{run} AP@0.5 | B - A [95% interval]" for run in runs) + " |",
+        "|---|" + "---|---|" * len(runs),
     ]
     for name, rows in variants.items():
         cells = [name]
-        for run in ("transfer", "scratch"):
+        for run in runs:
             row = pick(rows, run, "AP50")
             cells += [f"{row['a']:.3f} -> {row['b']:.3f}", change(row)] if row else ["", ""]
         out.append("| " + " | ".join(cells) + " |")
     gains = [
         f"{n} ({run})"
         for n, rows in variants.items()
-        for run in ("transfer", "scratch")
+        for run in runs
         if gain(pick(rows, run, "AP50"))
     ]
     out += [

@@ -19,7 +19,7 @@ from markdown_it import MarkdownIt
 from matplotlib.figure import Figure
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import ARMS, Params
+from kitti_pipeline.core.params import Params
 from kitti_pipeline.report.answers import answers_section
 from kitti_pipeline.report.figures import loss_curves_figure, metric_by_epoch_figure
 from kitti_pipeline.report.summary import (
@@ -149,7 +149,7 @@ def compose_report(
             summary,
             runs,
             classes,
-            ARMS,
+            cfg.arms,
             published.get("classifier"),
             compared["arms"],
             {arch: cfg.init.source_of(arch) for arch in cfg.archs},
@@ -163,7 +163,7 @@ def compose_report(
     for arch in cfg.archs:
         images = [
             link(inputs.confusion / f"{arch}-{regime}-s{cfg.seeds[0]}.png", f"{arch} {regime}")
-            for regime in ARMS
+            for regime in cfg.arms
         ]
         out += [" ".join(images), ""]
     out += published_confusion(published.get("confusion"), classes)
@@ -177,14 +177,14 @@ def compose_report(
                     for seed in cfg.seeds
                 ],
             )
-            for regime in ARMS
+            for regime in cfg.arms
         ]
         name = f"loss_{arch}.png"
         figures[name] = loss_curves_figure(panels, f"{ARCH_NAMES.get(arch, arch)}: loss curves")
         figure = f"Figure {LOSS_FIGURES[arch]}" if arch in LOSS_FIGURES else "Figure"
         out += [link(figures_dir / name, f"{figure}: {arch} loss curves"), ""]
 
-    runs = read_detector_runs(inputs.detector_runs, det.seeds)
+    runs = read_detector_runs(inputs.detector_runs, det.runs, det.seeds)
     init = json.loads((inputs.detector_runs / "init.json").read_text())
     test_frames = next(iter(runs.values()))["test_frames"]
     out += [

@@ -6,7 +6,7 @@ whose 95% interval holds 0 is said to be not resolved, whatever its sign.
 
 from __future__ import annotations
 
-from kitti_pipeline.core.params import Params
+from kitti_pipeline.core.params import DETECTOR_PAIRS, Params
 from kitti_pipeline.report.tables import (
     ARCH_NAMES,
     REGIME_NAMES,
@@ -25,6 +25,7 @@ SHORT_NAMES = {
     "scratch": "from scratch",
     "frozen": "frozen",
     "finetune": "fine-tuned",
+    "lpft": "LP-FT",
     "frozen_random": "the control",
 }
 DETECTOR_QUESTIONS = {"AP50": "AP@0.5", "kitti_AP40_moderate": "KITTI AP40, moderate"}
@@ -94,13 +95,16 @@ def findings_summary(classifier: dict, detector: dict) -> list[str]:
             f"- **ResNet18 against MobileNetV2, both fine-tuned** (mCA): {_difference(cell)}, "
             f"{_verdict(cell, 'ResNet18', 'MobileNetV2')}."
         )
-    cells = detector["transfer-scratch"]
-    parts = [
-        f"{label} {_difference(cells[key])}, {_verdict(cells[key], 'transfer', 'scratch')}"
-        for key, label in DETECTOR_QUESTIONS.items()
-        if key in cells
-    ]
-    out.append(f"- **Detector, transfer against scratch** (best checkpoints): {'; '.join(parts)}.")
+    for a, b in DETECTOR_PAIRS:
+        cells = detector.get(f"{a}-{b}")
+        if cells is None:
+            continue
+        parts = [
+            f"{label} {_difference(cells[key])}, {_verdict(cells[key], a, b)}"
+            for key, label in DETECTOR_QUESTIONS.items()
+            if key in cells
+        ]
+        out.append(f"- **Detector, {a} against {b}** (best checkpoints): {'; '.join(parts)}.")
     out += [
         "",
         f"Each difference is a - b with its paired 95% interval over bootstrap draws of the "

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import ARMS, DETECTOR_RUNS, ClassifierParams
+from kitti_pipeline.core.params import DETECTOR_PAIRS, DETECTOR_RUNS, ClassifierParams
 
 LOSS_FIELDS = ("epoch", "train_loss", "val_loss")
 
@@ -30,6 +30,7 @@ REGIME_NAMES = {
     "scratch": "from scratch",
     "frozen": "pretrained, frozen",
     "finetune": "pretrained, fine-tuned",
+    "lpft": "pretrained, LP-FT (probe, then fine-tuned)",
     "frozen_random": "random weights, frozen (control)",
 }
 
@@ -41,7 +42,7 @@ def read_classifier_runs(folder: str | Path, cfg: ClassifierParams) -> dict:
             (Path(folder) / f"{arch}-{regime}-s{seed}.json").read_text()
         )
         for arch in cfg.archs
-        for regime in ARMS
+        for regime in cfg.arms
         for seed in cfg.seeds
     }
 
@@ -52,7 +53,7 @@ def loss_rows(folder: str | Path, cfg: ClassifierParams) -> list[dict]:
     return [
         {"run": f"{arch}-{regime}-s{seed}", **{k: row[k] for k in LOSS_FIELDS}}
         for arch in cfg.archs
-        for regime in ARMS
+        for regime in cfg.arms
         for seed in cfg.seeds
         for row in read_csv(Path(folder) / f"{arch}-{regime}-s{seed}.csv")
     ]
@@ -209,7 +210,14 @@ def _format(cell: dict, key: str) -> str:
     return f"{cell[key]:.3f}"
 
 
-RUN_NAMES = {"transfer": "Yes", "scratch": "No"}
+# Table 6's "Transfer Learning" column: the study's two runs, then the regimes added to them.
+RUN_NAMES = {
+    "transfer": "Yes",
+    "scratch": "No",
+    "zeroshot": "Zero-shot (untrained)",
+    "frozen": "Frozen backbone",
+    "lpft": "LP-FT",
+}
 # A checkpoint's figures in Table 6 and in the detector summary, keyed as in the metrics.
 DETECTOR_COLUMNS = ("precision", "recall", "AP50", "F1", "AP50_95", "AP40_iou70_all_truths")
 
@@ -219,11 +227,11 @@ def size_text(size: int | tuple[int, int]) -> str:
     return str(size) if isinstance(size, int) else "x".join(str(s) for s in size)
 
 
-def read_detector_runs(folder: str | Path, seeds: tuple[int, ...]) -> dict:
+def read_detector_runs(folder: str | Path, runs: tuple[str, ...], seeds: tuple[int, ...]) -> dict:
     """Every detector run's metrics: (run, seed) -> `<run>-s<seed>.json`."""
     return {
         (run, seed): json.loads((Path(folder) / f"{run}-s{seed}.json").read_text())
-        for run in DETECTOR_RUNS
+        for run in runs
         for seed in seeds
     }
 
@@ -370,32 +378,36 @@ DETECTOR_METRICS = {
 
 
 def detector_comparison_table(comparison: dict) -> str:
-    """Each run's best checkpoint with its 95% interval, and transfer - scratch with its paired
-    interval and the finding it supports, as a Markdown table.
+    """Each compared pair of runs (`DETECTOR_PAIRS`) at their best checkpoints, with each
+    run's 95% interval, the paired interval of the difference and the finding it supports, as a
+    Markdown table.
 
     Args:
         comparison: The `compare_detectors` stage's JSON.
     """
-    cells, arms, seeds = comparison["transfer-scratch"], comparison["arms"], comparison["seeds"]
+    arms, seeds = comparison["arms"], comparison["seeds"]
     noise = interval_noise(seeds)
     out = [
-        f"### Transfer against scratch: best checkpoints, 95% intervals over "
+        f"### Paired differences: best checkpoints, 95% intervals over "
         f"{comparison['resamples']} bootstrap draws of the {comparison['test_frames']} {noise}",
         "",
-        "| Metric | transfer | scratch | transfer - scratch | Finding |",
-        "|---|---|---|---|---|",
+        "| Comparison (a - b) | Metric | a | b | a - b | Finding |",
+        "|---|---|---|---|---|---|",
     ]
-    for key, label in DETECTOR_METRICS.items():
-        if key not in cells:
+    for a, b in DETECTOR_PAIRS:
+        cells = comparison.get(f"{a}-{b}")
+        if cells is None:
             continue
-        values = [
-            with_interval(arms[run]["best"][key]["value"], arms[run]["best"][key])
-            for run in ("transfer", "scratch")
-        ]
-        cell = cells[key]
-        found = finding(cell, "transfer", "scratch", seeds)
-        out.append(
-            f"| {label} | {values[0]} | {values[1]} | {cell['difference']:+.3f} "
-            f"[{cell['low']:+.3f}, {cell['high']:+.3f}] | {found} |"
-        )
+        for key, label in DETECTOR_METRICS.items():
+            if key not in cells:
+                continue
+            values = [
+                with_interval(arms[run]["best"][key]["value"], arms[run]["best"][key])
+                for run in (a, b)
+            ]
+            cell = cells[key]
+            out.append(
+                f"| {a} - {b} | {label} | {values[0]} | {values[1]} | {cell['difference']:+.3f} "
+                f"[{cell['low']:+.3f}, {cell['high']:+.3f}] | {finding(cell, a, b, seeds)} |"
+            )
     return "\n".join(out) + "\n"
