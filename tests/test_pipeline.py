@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from kitti_pipeline.core.files import read_csv
-from kitti_pipeline.core.params import ARMS
+from kitti_pipeline.core.params import CONTROL
 from kitti_pipeline.experiments.diff import Side
 
 from .conftest import ARCHS, ROOT, copy_project, project_runner, run_data_stages
@@ -26,7 +26,9 @@ pytestmark = pytest.mark.slow
 BIN = os.path.dirname(sys.executable)
 DVC = os.path.join(BIN, "dvc")
 RESAMPLES = 40
-# The ci profile's detector runs: the study's two and COCO's untrained car head.
+# The ci profile's classifier arms (the study's) and detector runs (the study's two and COCO's
+# untrained car head).
+ARMS = ("scratch", "frozen", "finetune", CONTROL)
 RUNS = ("transfer", "scratch", "zeroshot")
 
 
