@@ -69,11 +69,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     ws = Path(args.workspace)
-    det = load_params(ws / "params.yaml").detector
+    params = load_params(ws / "params.yaml")
+    det = params.detector
     overrides = dict(item.split("=", 1) for item in args.set)
     cfg = dataclasses.replace(det.train, **{k: yaml.safe_load(v) for k, v in overrides.items()})
     size = tuple(int(v) for v in args.size.split("x")) if args.size else det.img_size
-    frames = ws / load_params(ws / "params.yaml").data.frames
+    frames = ws / params.data.frames
     names = read_classes(frames / "classes.txt")
     keep = tuple(names.index(c) for c in det.classes)
     parts = read_frame_split(ws / "data/frame_split.csv", frames)

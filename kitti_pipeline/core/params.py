@@ -29,7 +29,6 @@ ARMS = (*REGIMES, CONTROL)
 # The detector's runs (`detect.regimes` says what each trains): `scratch` in stages of its own, as
 # the classifier's, and those of `detector.regimes`, which start from the init weights.
 DETECTOR_RUNS = ("transfer", "scratch", "zeroshot", "frozen", "lpft")
-DETECTOR_REGIMES = tuple(run for run in DETECTOR_RUNS if run != "scratch")
 # The pairs a - b the detector study compares, where both ran: the study's transfer - scratch;
 # each regime trained from the init weights against those weights untrained (zero-shot), the
 # detector's "fine-tuned - frozen"; and LP-FT against its own probe.
@@ -321,7 +320,7 @@ class DetectorParams:
 
     classes: tuple[str, ...]
     seeds: tuple[int, ...]
-    # The runs from the init weights beside scratch, of `DETECTOR_REGIMES`.
+    # The runs from the init weights beside scratch: `DETECTOR_RUNS` but scratch.
     regimes: tuple[Literal["transfer", "zeroshot", "frozen", "lpft"], ...]
     cfg: str
     img_size: int | tuple[int, int]  # a square side, or [width, height]; multiples of 32

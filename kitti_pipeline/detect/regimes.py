@@ -45,11 +45,10 @@ def frozen_layers(model: Darknet, count: int | None) -> frozenset[int]:
     Raises:
         ValueError: when `count` leaves no layer with weights to train.
     """
-    weighted = [i for i, layer in enumerate(model.layers) if any(True for _ in layer.parameters())]
+    weighted = [i for i, layer in enumerate(model.layers) if list(layer.parameters())]
     if count is None:
-        heads = {
-            id(conv) for k, conv in enumerate(model.convolutions()) if k in model.prediction_convs()
-        }
+        convs = model.convolutions()
+        heads = {id(convs[k]) for k in model.prediction_convs()}
         return frozenset(i for i in weighted if id(model.layers[i]) not in heads)
     if not any(i >= count for i in weighted):
         raise ValueError(
